@@ -6,4 +6,12 @@
 //! joins the two. `simulator` is the MAS API stand-in for tests and demos.
 
 pub mod api;
+pub mod cli;
+pub mod controller;
+pub mod http;
+pub mod mas;
+pub mod metrics;
+pub mod run;
 pub mod secret;
+pub mod telemetry;
+pub mod userlist;

@@ -1,4 +1,6 @@
-use kube::CustomResourceExt;
-fn main() {
-    print!("{}", serde_yaml::to_string(&mas_reset_operator::api::BulkPasswordReset::crd()).unwrap());
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    mas_reset_operator::cli::main(mas_reset_operator::cli::Cli::parse()).await
 }

@@ -382,9 +382,12 @@ pub struct Progress {
     /// Users before this position in the list may have been sent. Written
     /// before they are sent.
     pub claimed: i64,
-    /// Users before this position have their outcome stored in the result
-    /// ConfigMaps.
+    /// Users whose outcome is stored in the result ConfigMaps.
     pub recorded: i64,
+    /// Operator instance that runs the sends; a write from another instance
+    /// makes this one stop, so two instances never send for the same run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
     /// Users whose outcome was recovered as `Unknown` after a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered_unknown: Option<i64>,

@@ -1,0 +1,201 @@
+//! The per-user result table, stored in ConfigMaps owned by the resource.
+//!
+//! Users are split by list position into chunks of [`ROWS_PER_CHUNK`]; chunk
+//! `k` is ConfigMap `<run>-results-<k>` with one JSON line per user under key
+//! `results.jsonl`. A row is at most about 700 bytes (a 256-byte ID, a
+//! 200-character message and the fields), so a chunk stays below the 1 MiB
+//! ConfigMap limit.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde::{Deserialize, Serialize};
+
+use crate::api::FIELD_MANAGER;
+use crate::run::Outcome;
+
+/// Users per result ConfigMap.
+pub const ROWS_PER_CHUNK: usize = 1000;
+
+/// Key of the JSON lines in each result ConfigMap.
+pub const RESULTS_KEY: &str = "results.jsonl";
+
+/// Label with the name of the run on every result ConfigMap.
+pub const RUN_LABEL: &str = "masreset.dev/run";
+
+/// One row of the result table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultRecord {
+    /// Position in the run's user list, from 0.
+    pub index: usize,
+    /// User ID as given in the list.
+    pub user_id: String,
+    /// Source as `<configmap>/<key>`.
+    pub source: String,
+    /// Row in its source (the header is row 1).
+    pub row: u64,
+    /// The outcome.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// Chunk that holds the user at `index`.
+pub fn chunk_of(index: usize) -> usize {
+    index / ROWS_PER_CHUNK
+}
+
+/// Name of chunk `chunk` of run `run`.
+pub fn chunk_name(run: &str, chunk: usize) -> String {
+    format!("{run}-results-{chunk:05}")
+}
+
+/// Encodes records as JSON lines.
+pub fn encode<'a>(records: impl IntoIterator<Item = &'a ResultRecord>) -> String {
+    let mut text = String::new();
+    for record in records {
+        // Serializing these plain types cannot fail.
+        text.push_str(&serde_json::to_string(record).unwrap_or_default());
+        text.push('\n');
+    }
+    text
+}
+
+/// Decodes JSON lines; a line that does not parse is returned as an error
+/// with its line number.
+pub fn decode(text: &str) -> Result<Vec<ResultRecord>, (usize, serde_json::Error)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(number, line)| serde_json::from_str(line).map_err(|error| (number + 1, error)))
+        .collect()
+}
+
+/// Creates or replaces one chunk with server-side apply.
+pub async fn apply_chunk(
+    api: &Api<ConfigMap>,
+    run: &str,
+    chunk: usize,
+    owner: &OwnerReference,
+    text: String,
+) -> kube::Result<()> {
+    let name = chunk_name(run, chunk);
+    let config_map = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.clone()),
+            labels: Some(BTreeMap::from([
+                (RUN_LABEL.to_owned(), run.to_owned()),
+                (
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    "mas-reset-operator".to_owned(),
+                ),
+            ])),
+            owner_references: Some(vec![owner.clone()]),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(RESULTS_KEY.to_owned(), text)])),
+        ..Default::default()
+    };
+    let mut value = serde_json::to_value(&config_map).map_err(kube::Error::SerdeError)?;
+    value["apiVersion"] = "v1".into();
+    value["kind"] = "ConfigMap".into();
+
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(value),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Reads every chunk of a run owned by the resource with `owner_uid`, in
+/// list order. Chunks of an older resource with the same name are ignored.
+pub async fn read_all(
+    api: &Api<ConfigMap>,
+    run: &str,
+    owner_uid: &str,
+) -> kube::Result<Vec<ResultRecord>> {
+    let list = api
+        .list(&ListParams::default().labels(&format!("{RUN_LABEL}={run}")))
+        .await?;
+
+    let mut chunks: Vec<ConfigMap> = list
+        .items
+        .into_iter()
+        .filter(|config_map| {
+            config_map
+                .owner_references()
+                .iter()
+                .any(|owner| owner.uid == owner_uid)
+        })
+        .collect();
+    chunks.sort_by_key(|config_map| config_map.name_any());
+
+    let mut records = Vec::new();
+    for config_map in chunks {
+        let text = config_map
+            .data
+            .as_ref()
+            .and_then(|data| data.get(RESULTS_KEY))
+            .map(String::as_str)
+            .unwrap_or_default();
+        match decode(text) {
+            Ok(rows) => records.extend(rows),
+            Err((line, error)) => {
+                // A damaged chunk loses only its own rows; those users are
+                // then treated as claimed without a record, so Unknown.
+                tracing::warn!(config_map = %config_map.name_any(), line, error = %error, "result ConfigMap has an unreadable line; its users count as Unknown");
+            }
+        }
+    }
+    records.sort_by_key(|record| record.index);
+    Ok(records)
+}
+
+/// Deletes every chunk of a run.
+pub async fn delete_all(api: &Api<ConfigMap>, run: &str) -> kube::Result<()> {
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels(&format!("{RUN_LABEL}={run}")),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::UserResult;
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let record = ResultRecord {
+            index: 7,
+            user_id: "o\"neil".to_owned(),
+            source: "users/users.csv".to_owned(),
+            row: 9,
+            outcome: Outcome {
+                result: UserResult::Failed,
+                http_status: Some(404),
+                error_id: Some("AIUCO1005E".to_owned()),
+                message: Some("user not found".to_owned()),
+                attempts: 1,
+            },
+        };
+
+        let text = encode([&record]);
+
+        assert_eq!(decode(&text).expect("decodes"), vec![record]);
+    }
+
+    #[test]
+    fn chunk_names_sort_in_list_order() {
+        assert!(chunk_name("run", 9) < chunk_name("run", 10));
+        assert_eq!(chunk_of(999), 0);
+        assert_eq!(chunk_of(1000), 1);
+    }
+}

@@ -1,0 +1,530 @@
+//! The task that carries out one run: reads the inputs, resumes from the
+//! recorded progress, sends, and writes the final phase.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
+use tokio::sync::{Mutex, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use super::context::{Context, Parked, RunHandle};
+use super::inputs::{self, LoadError, RunInputs};
+use super::recorder::{RunRecorder, SharedJournal};
+use super::status::{self, PhaseReason, REJECTED_ROWS_CAP};
+use crate::api::{BulkPasswordReset, Phase, RejectedRow};
+use crate::mas::{AuthError, MasClient, RetryPolicy, TokenProvider};
+use crate::run::{
+    self, Action, Checkpoint, ExecutorConfig, Journal, RunState, Settings, StopReason,
+};
+
+/// Wait before retrying a run whose inputs are missing or invalid.
+const INPUT_RETRY: Duration = Duration::from_secs(30);
+
+/// Wait before retrying after MAS was unreachable or a write failed.
+const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
+
+/// Wait before retrying rejected credentials that did not change.
+const CREDENTIALS_RETRY: Duration = Duration::from_secs(3600);
+
+/// Default requests in flight at once.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// Settings of a run that may change while it goes on.
+pub fn settings_of(resource: &BulkPasswordReset) -> Settings {
+    Settings {
+        concurrency: resource
+            .spec
+            .concurrency
+            .map_or(DEFAULT_CONCURRENCY, |value| value.max(1) as usize),
+        requests_per_second: resource
+            .spec
+            .requests_per_second
+            .map(|value| value.max(1) as u32),
+    }
+}
+
+/// Starts the run task of `resource` and registers it in the context.
+pub fn spawn(ctx: Arc<Context>, resource: Arc<BulkPasswordReset>) {
+    let uid = resource.uid().unwrap_or_default();
+    let cancel = ctx.shutdown.child_token();
+    let (settings_tx, settings_rx) = watch::channel(settings_of(&resource));
+    let (finished_tx, finished_rx) = watch::channel(false);
+
+    ctx.runs
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(
+            uid.clone(),
+            RunHandle {
+                cancel: cancel.clone(),
+                settings: settings_tx,
+                finished: finished_rx,
+            },
+        );
+
+    let span = info_span!("run", namespace = %resource.namespace().unwrap_or_default(), name = %resource.name_any());
+    tokio::spawn(
+        async move {
+            let parked = run(&ctx, &resource, cancel, settings_rx).await;
+
+            {
+                let mut runs = ctx
+                    .runs
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                runs.remove(&uid);
+            }
+            if let Some(parked) = parked {
+                ctx.parked
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(uid, parked);
+            }
+            let _ = finished_tx.send(true);
+            // Reconcile again now that no task runs: a final phase does
+            // nothing, a parked run requeues itself.
+            let _ = ctx.trigger.send(ObjectRef::from_obj(&*resource));
+        }
+        .instrument(span),
+    );
+}
+
+/// Carries out the run; returns how long to wait before the next attempt
+/// when the run stopped without a final phase.
+async fn run(
+    ctx: &Context,
+    resource: &BulkPasswordReset,
+    cancel: CancellationToken,
+    settings: watch::Receiver<Settings>,
+) -> Option<Parked> {
+    let previous = resource.status.clone().unwrap_or_default();
+    let holder = format!("{}/{:08x}", ctx.config.identity, rand::random::<u32>());
+
+    // 1. Inputs.
+    let inputs = match inputs::load(&ctx.client, resource, &ctx.config.allowed_hosts).await {
+        Ok(inputs) => inputs,
+        Err(LoadError::Input(problem)) => {
+            warn!(reason = problem.reason(), error = %problem, "run cannot start");
+            let why = PhaseReason::new(Phase::Pending, problem.reason(), problem.to_string());
+            write_phase_only(ctx, resource, &holder, &why).await;
+            ctx.publish(
+                resource,
+                EventType::Warning,
+                problem.reason(),
+                "ReadInputs",
+                problem.to_string(),
+            )
+            .await;
+            return Some(parked_for(INPUT_RETRY, None));
+        }
+        Err(LoadError::Kube(error)) => {
+            warn!(error = %error, "reading inputs failed; retrying");
+            return Some(parked_for(TRANSIENT_RETRY, None));
+        }
+    };
+    let RunInputs {
+        users,
+        source_names,
+        credentials,
+        credentials_version,
+        password,
+        client_config,
+    } = inputs;
+
+    if client_config.insecure_skip_tls_verify {
+        ctx.publish(
+            resource,
+            EventType::Warning,
+            "InsecureTls",
+            "ReadInputs",
+            "spec.tls.insecureSkipTlsVerify is true: the MAS certificate is not verified, so anyone on the network path can read the access token".to_owned(),
+        )
+        .await;
+    }
+
+    // 2. A run that already sent must keep the list it started with.
+    let digest = users.digest();
+    if let Some(progress) = &previous.progress
+        && progress.list_digest != digest
+    {
+        let message = "the user list changed after the run started sending; restore the original list to resume, or create a new BulkPasswordReset for the new list".to_owned();
+        warn!(%message);
+        let why = PhaseReason::new(Phase::Paused, "UserListChanged", message.clone());
+        write_phase_only(ctx, resource, &holder, &why).await;
+        ctx.publish(
+            resource,
+            EventType::Warning,
+            "UserListChanged",
+            "ReadInputs",
+            message,
+        )
+        .await;
+        return Some(parked_for(INPUT_RETRY, None));
+    }
+
+    // 3. Resume: outcomes on record, and the claim.
+    let users = Arc::new(users);
+    let source_names = Arc::new(source_names);
+    let mut recorder = RunRecorder::new(&ctx.client, resource, users.clone(), source_names, holder);
+    let records = match recorder.load_records().await {
+        Ok(records) => records,
+        Err(error) => {
+            warn!(error = %error, "reading result ConfigMaps failed; retrying");
+            return Some(parked_for(TRANSIENT_RETRY, None));
+        }
+    };
+    let claimed = previous
+        .progress
+        .as_ref()
+        .map_or(0, |progress| progress.claimed.max(0) as usize);
+    let total = users.users.len();
+    let (mut state, recovered) = RunState::restore(total, claimed, records);
+    let resumed = previous.start_time.is_some();
+
+    // 4. The MAS client.
+    let client = match MasClient::new(client_config) {
+        Ok(client) => client,
+        Err(problem) => {
+            let message = format!("the MAS client could not be set up: {problem}; check spec.tls");
+            let why = PhaseReason::new(Phase::Failed, "InvalidTlsSettings", message.clone());
+            write_phase_only(ctx, resource, recorder_holder(&recorder), &why).await;
+            ctx.publish(
+                resource,
+                EventType::Warning,
+                "InvalidTlsSettings",
+                "ReadInputs",
+                message,
+            )
+            .await;
+            return None;
+        }
+    };
+    let tokens = TokenProvider::new(client.clone(), credentials);
+
+    // 5. Running. Recovered Unknown users are recorded with this write.
+    {
+        let status = recorder.status_mut();
+        status.start_time.get_or_insert_with(status::now);
+        status.completion_time = None;
+        status.rejected_rows = rejected_rows(&users, &recorder_sources(resource));
+        if !recovered.is_empty() {
+            let progress = status.progress.get_or_insert_with(Default::default);
+            progress.recovered_unknown =
+                Some(progress.recovered_unknown.unwrap_or(0) + recovered.len() as i64);
+        }
+    }
+    let recovered_outcomes: Vec<_> = recovered
+        .iter()
+        .filter_map(|index| {
+            state
+                .outcome(*index)
+                .map(|outcome| (*index, outcome.clone()))
+        })
+        .collect();
+    let recorder = Arc::new(Mutex::new(recorder));
+    let mut journal = SharedJournal(recorder.clone());
+    let checkpoint = Checkpoint {
+        claimed: state.claimed(),
+        outcomes: recovered_outcomes,
+        counts: state.counts(),
+    };
+    {
+        let mut recorder = recorder.lock().await;
+        status::set_phase(
+            recorder.status_mut(),
+            &PhaseReason::new(
+                Phase::Running,
+                "Running",
+                format!("sending password requests for {total} users"),
+            ),
+            resource.metadata.generation,
+        );
+    }
+    if let Err(error) = journal.persist(checkpoint).await {
+        warn!(error = %error, "could not record the start of the run");
+        return Some(parked_for(TRANSIENT_RETRY, None));
+    }
+
+    let list = &users;
+    let (reason, note) = if resumed {
+        (
+            "Resumed",
+            format!("resumed: {} of {total} users done", state.counts().done()),
+        )
+    } else {
+        (
+            "Started",
+            format!(
+                "started: {total} users, {} rejected rows, {} duplicate rows, {} blank rows",
+                list.rejected.len(),
+                list.duplicates.len(),
+                list.skipped_rows
+            ),
+        )
+    };
+    info!(
+        total,
+        done = state.counts().done(),
+        "run {}",
+        reason.to_lowercase()
+    );
+    ctx.publish(resource, EventType::Normal, reason, "Run", note)
+        .await;
+    if !recovered.is_empty() {
+        ctx.publish(
+            resource,
+            EventType::Warning,
+            "UsersUnknown",
+            "Run",
+            format!(
+                "{} users may have been sent just before the operator stopped and have no recorded answer; they are reported as Unknown and not sent again (set retryUnknown: true to send them again)",
+                recovered.len()
+            ),
+        )
+        .await;
+    }
+
+    // 6. Send.
+    let spec = &resource.spec;
+    let action = if spec.dry_run.unwrap_or(false) {
+        Action::Lookup
+    } else {
+        Action::Reset {
+            body: password,
+            email_password: spec.email_password.unwrap_or(true),
+        }
+    };
+    let mut retry = RetryPolicy::default();
+    if let Some(max_attempts) = spec.max_attempts {
+        retry.max_attempts = max_attempts.max(1) as u32;
+    }
+    retry.retry_indeterminate = spec.retry_unknown.unwrap_or(false);
+    let config = ExecutorConfig {
+        action,
+        retry,
+        max_failures: spec.max_failures.map(|value| value.max(1) as u64),
+        claim_size: ctx.config.claim_size,
+        flush_interval: ctx.config.flush_interval,
+    };
+    let started = Instant::now();
+    let user_ids = Arc::new(
+        users
+            .users
+            .iter()
+            .map(|user| user.id.clone())
+            .collect::<Vec<_>>(),
+    );
+    let pending = state.pending(spec.retry_unknown.unwrap_or(false));
+    let stop = run::execute(
+        user_ids,
+        &mut state,
+        pending,
+        client,
+        tokens,
+        config,
+        settings,
+        cancel,
+        Box::new(journal),
+        ctx.metrics.clone(),
+    )
+    .await;
+
+    // 7. Final phase.
+    finish(
+        ctx,
+        resource,
+        &recorder,
+        &state,
+        stop,
+        started,
+        &credentials_version,
+    )
+    .await
+}
+
+/// Writes the phase that follows `stop` and returns when to try again.
+async fn finish(
+    ctx: &Context,
+    resource: &BulkPasswordReset,
+    recorder: &Mutex<RunRecorder>,
+    state: &RunState,
+    stop: StopReason,
+    started: Instant,
+    credentials_version: &str,
+) -> Option<Parked> {
+    let counts = state.counts();
+    let summary = format!(
+        "{} succeeded, {} failed, {} unknown, {} not sent of {} users",
+        counts.succeeded,
+        counts.failed,
+        counts.unknown,
+        counts.remaining(),
+        counts.total
+    );
+    let dry_run = resource.spec.dry_run.unwrap_or(false);
+
+    let (why, event_type, parked, final_phase) = match stop {
+        StopReason::Completed => {
+            let why = if counts.failed + counts.unknown == 0 {
+                let reason = if dry_run {
+                    "DryRunCompleted"
+                } else {
+                    "Completed"
+                };
+                PhaseReason::new(Phase::Succeeded, reason, summary.clone())
+            } else if counts.succeeded == 0 {
+                PhaseReason::new(
+                    Phase::Failed,
+                    "AllUsersFailed",
+                    format!("{summary}; see status.users and the result ConfigMaps"),
+                )
+            } else {
+                PhaseReason::new(
+                    Phase::PartiallyFailed,
+                    "SomeUsersFailed",
+                    format!("{summary}; see status.users and the result ConfigMaps"),
+                )
+            };
+            let event_type = if why.phase == Phase::Succeeded {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            };
+            (why, event_type, None, true)
+        }
+        StopReason::MaxFailuresReached => (
+            PhaseReason::new(
+                Phase::Failed,
+                "MaxFailuresReached",
+                format!(
+                    "stopped after spec.maxFailures users failed: {summary}; fix the cause and create a new BulkPasswordReset for the users not sent"
+                ),
+            ),
+            EventType::Warning,
+            None,
+            true,
+        ),
+        StopReason::Cancelled if ctx.shutdown.is_cancelled() => {
+            info!(%summary, "run stopped for operator shutdown; it resumes on the next start");
+            return None;
+        }
+        StopReason::Cancelled => (
+            PhaseReason::new(
+                Phase::Paused,
+                "Suspended",
+                format!("suspended by spec.suspend: {summary}; set suspend: false to resume"),
+            ),
+            EventType::Normal,
+            None,
+            false,
+        ),
+        StopReason::AuthenticationFailed(problem) => {
+            let retry = match problem {
+                AuthError::Unreachable { .. } => parked_for(TRANSIENT_RETRY, None),
+                _ => parked_for(CREDENTIALS_RETRY, Some(credentials_version.to_owned())),
+            };
+            (
+                PhaseReason::new(
+                    Phase::Paused,
+                    "AuthenticationFailed",
+                    format!("{problem} ({summary})"),
+                ),
+                EventType::Warning,
+                Some(retry),
+                false,
+            )
+        }
+        StopReason::Journal(problem) => {
+            error!(error = %problem, "run stopped: progress could not be recorded");
+            return Some(parked_for(TRANSIENT_RETRY, None));
+        }
+    };
+
+    let mut recorder = recorder.lock().await;
+    recorder.update_from(state, state.claimed(), final_phase);
+    if final_phase {
+        recorder.status_mut().completion_time = Some(status::now());
+        ctx.metrics.run_finished(started.elapsed().as_secs_f64());
+    }
+    if let Err(problem) = recorder.write_phase(&why).await {
+        warn!(error = %problem, "writing the final phase failed; retrying");
+        return Some(parked_for(TRANSIENT_RETRY, None));
+    }
+    info!(phase = ?why.phase, reason = %why.reason, %summary, "run stopped");
+    ctx.publish(
+        resource,
+        event_type,
+        &why.reason,
+        "Run",
+        why.message.clone(),
+    )
+    .await;
+    parked
+}
+
+/// Writes a phase for a run that has not started sending.
+async fn write_phase_only(
+    ctx: &Context,
+    resource: &BulkPasswordReset,
+    holder: &str,
+    why: &PhaseReason,
+) {
+    let users = Arc::new(crate::userlist::UserList::default());
+    let mut recorder = RunRecorder::new(
+        &ctx.client,
+        resource,
+        users,
+        Arc::default(),
+        holder.to_owned(),
+    );
+    if let Err(error) = recorder.write_phase(why).await {
+        warn!(error = %error, "writing status failed");
+    }
+}
+
+fn recorder_holder(recorder: &RunRecorder) -> &str {
+    recorder.holder()
+}
+
+fn recorder_sources(resource: &BulkPasswordReset) -> Vec<String> {
+    resource
+        .spec
+        .user_list
+        .sources
+        .iter()
+        .map(|source| format!("{}/{}", source.config_map_name, source.key))
+        .collect()
+}
+
+fn rejected_rows(users: &crate::userlist::UserList, sources: &[String]) -> Vec<RejectedRow> {
+    let rejected = users.rejected.iter().map(|rejection| RejectedRow {
+        source: sources.get(rejection.source).cloned().unwrap_or_default(),
+        row: rejection.row as i64,
+        reason: rejection.reason.to_string(),
+    });
+    let duplicates = users.duplicates.iter().map(|duplicate| RejectedRow {
+        source: sources.get(duplicate.source).cloned().unwrap_or_default(),
+        row: duplicate.row as i64,
+        reason: format!(
+            "duplicate of row {} in {}; the user is sent once",
+            duplicate.first_row,
+            sources
+                .get(duplicate.first_source)
+                .cloned()
+                .unwrap_or_default()
+        ),
+    });
+    rejected.chain(duplicates).take(REJECTED_ROWS_CAP).collect()
+}
+
+fn parked_for(wait: Duration, credentials_version: Option<String>) -> Parked {
+    Parked {
+        until: Instant::now() + wait,
+        credentials_version,
+    }
+}

@@ -1,0 +1,406 @@
+//! The executor: sends the requests of a run with bounded concurrency and
+//! pacing, retries what is safe to retry, and checkpoints progress through
+//! the [`Journal`].
+//!
+//! One coordinator loop owns the [`RunState`]. Workers send the requests of
+//! one user each and report a [`WorkerOutcome`]; the coordinator records it,
+//! dispatches the next user, and keeps one journal write in flight at a time.
+//! A user is dispatched only when its position is below the durable claim.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::future::{BoxFuture, Fuse, FusedFuture, FutureExt};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::journal::{Checkpoint, Journal, JournalError};
+use super::outcome::{Outcome, UserResult};
+use super::pacer::Pacer;
+use super::state::RunState;
+use crate::mas::{
+    Attempt, AuthError, Decision, MasClient, PasswordBody, RetryPolicy, TokenProvider, decide,
+};
+use crate::metrics::Metrics;
+
+/// What the run does for each user.
+pub enum Action {
+    /// `POST /v3/users/{id}/password`.
+    Reset {
+        /// Request body.
+        body: PasswordBody,
+        /// Value of the `emailPassword` query parameter.
+        email_password: bool,
+    },
+    /// `GET /v3/users/{id}` only: a dry run.
+    Lookup,
+}
+
+/// Settings that may change while the run goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Upper limit of requests per second, shared by all workers.
+    pub requests_per_second: Option<u32>,
+}
+
+/// Fixed settings of one run.
+pub struct ExecutorConfig {
+    /// What to send.
+    pub action: Action,
+    /// Retry policy per user.
+    pub retry: RetryPolicy,
+    /// Stop after this many failed users.
+    pub max_failures: Option<u64>,
+    /// Users claimed per journal write. A crash turns at most this many
+    /// users into `Unknown`, and a run of N users needs about N / claim_size
+    /// claim writes.
+    pub claim_size: usize,
+    /// Longest time a recorded outcome waits before it is written.
+    pub flush_interval: Duration,
+}
+
+/// Why the executor returned.
+#[derive(Debug)]
+pub enum StopReason {
+    /// Every user has an outcome.
+    Completed,
+    /// Cancelled (suspend, deletion or shutdown); pending users stay pending.
+    Cancelled,
+    /// MAS rejected the credentials; pending users stay pending.
+    AuthenticationFailed(AuthError),
+    /// `maxFailures` users failed; the rest were not sent.
+    MaxFailuresReached,
+    /// Progress could not be recorded; the run must not go on.
+    Journal(JournalError),
+}
+
+/// Result of one worker.
+enum WorkerOutcome {
+    /// The user has a final outcome.
+    Final(Outcome),
+    /// Nothing was applied for this user; it stays pending.
+    Released,
+    /// MAS rejected the credentials; nothing was applied for this user.
+    AuthenticationFailed(AuthError),
+}
+
+/// What every worker of a run shares.
+struct WorkerShared {
+    client: MasClient,
+    tokens: TokenProvider,
+    action: Action,
+    retry: RetryPolicy,
+    pacer: Pacer,
+    settings: watch::Receiver<Settings>,
+    cancel: CancellationToken,
+    metrics: Arc<Metrics>,
+}
+
+type PersistFuture = BoxFuture<'static, (Box<dyn Journal>, usize, Result<(), JournalError>)>;
+
+/// Sends the pending users of a run and returns when all have an outcome or
+/// the run must stop. Every outcome recorded in `state` has been handed to
+/// the journal when this returns, except after a journal error.
+#[allow(clippy::too_many_arguments)]
+pub async fn execute(
+    user_ids: Arc<Vec<String>>,
+    state: &mut RunState,
+    pending: Vec<usize>,
+    client: MasClient,
+    tokens: TokenProvider,
+    config: ExecutorConfig,
+    mut settings: watch::Receiver<Settings>,
+    cancel: CancellationToken,
+    journal: Box<dyn Journal>,
+    metrics: Arc<Metrics>,
+) -> StopReason {
+    let total = state.total();
+    let claim_size = config.claim_size.max(1);
+    let low_water = claim_size / 2;
+
+    // Workers stop before their next attempt once the run stops for any reason.
+    let worker_cancel = cancel.child_token();
+    let shared = Arc::new(WorkerShared {
+        client,
+        tokens,
+        action: config.action,
+        retry: config.retry,
+        pacer: Pacer::new(),
+        settings: settings.clone(),
+        cancel: worker_cancel.clone(),
+        metrics: metrics.clone(),
+    });
+
+    let mut queue: VecDeque<usize> = pending.into();
+    let mut workers: JoinSet<(usize, WorkerOutcome)> = JoinSet::new();
+    let mut unsaved: Vec<(usize, Outcome)> = Vec::new();
+    let mut journal_slot: Option<Box<dyn Journal>> = Some(journal);
+    let mut persisting: Fuse<PersistFuture> = Fuse::terminated();
+    let mut stop: Option<StopReason> = None;
+    let mut last_flush = Instant::now();
+    let mut flush_tick = tokio::time::interval(config.flush_interval);
+
+    loop {
+        // Dispatch users below the durable claim while there is room.
+        if stop.is_none() {
+            let concurrency = settings.borrow().concurrency.max(1);
+            while workers.len() < concurrency {
+                let Some(&index) = queue.front() else { break };
+                if index >= state.claimed() {
+                    break;
+                }
+                queue.pop_front();
+                let user_id = user_ids[index].clone();
+                workers.spawn(send_user(index, user_id, shared.clone()));
+            }
+        }
+
+        // Keep one journal write in flight: extend the claim before the
+        // dispatcher runs out of claimed users, and flush outcomes regularly.
+        if persisting.is_terminated()
+            && let Some(journal) = journal_slot.take()
+        {
+            let next = queue.front().copied();
+            let needs_claim = stop.is_none()
+                && next.is_some_and(|index| index + low_water >= state.claimed())
+                && state.claimed() < total;
+            let flush_due = !unsaved.is_empty() && last_flush.elapsed() >= config.flush_interval;
+
+            if needs_claim || flush_due {
+                let claimed = match next {
+                    Some(index) if needs_claim => {
+                        (index.max(state.claimed()) + claim_size).min(total)
+                    }
+                    _ => state.claimed(),
+                };
+                let checkpoint = Checkpoint {
+                    claimed,
+                    outcomes: std::mem::take(&mut unsaved),
+                    counts: state.counts(),
+                };
+                persisting = persist(journal, checkpoint).fuse();
+                last_flush = Instant::now();
+            } else {
+                journal_slot = Some(journal);
+            }
+        }
+
+        let nothing_to_dispatch = stop.is_some() || queue.is_empty();
+        if workers.is_empty() && persisting.is_terminated() && nothing_to_dispatch {
+            break;
+        }
+
+        tokio::select! {
+            Some(joined) = workers.join_next(), if !workers.is_empty() => {
+                let (index, outcome) = match joined {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        // A worker panicked: its user may have been sent.
+                        warn!(error = %error, "worker task failed; its user stays claimed and becomes Unknown after a restart");
+                        continue;
+                    }
+                };
+                match outcome {
+                    WorkerOutcome::Final(outcome) => {
+                        metrics.user_finished(outcome.result);
+                        state.record(index, outcome.clone());
+                        unsaved.push((index, outcome));
+                        let failed = state.counts().failed;
+                        if stop.is_none() && config.max_failures.is_some_and(|max| failed >= max) {
+                            info!(failed, "maxFailures reached; sending no more users");
+                            stop = Some(StopReason::MaxFailuresReached);
+                            worker_cancel.cancel();
+                        }
+                    }
+                    WorkerOutcome::Released => queue.push_front(index),
+                    WorkerOutcome::AuthenticationFailed(error) => {
+                        queue.push_front(index);
+                        if stop.is_none() {
+                            warn!(error = %error, "MAS rejected the credentials; pausing the run");
+                            stop = Some(StopReason::AuthenticationFailed(error));
+                            worker_cancel.cancel();
+                        }
+                    }
+                }
+            }
+            (journal, claimed, result) = &mut persisting, if !persisting.is_terminated() => {
+                match result {
+                    Ok(()) => {
+                        state.set_claimed(claimed);
+                        journal_slot = Some(journal);
+                    }
+                    Err(error) => {
+                        warn!(error = %error, "journal write failed; stopping the run");
+                        stop = Some(StopReason::Journal(error));
+                        worker_cancel.cancel();
+                        // The journal stays out of the slot: nothing more is written.
+                    }
+                }
+            }
+            _ = cancel.cancelled(), if stop.is_none() => {
+                debug!("run cancelled; waiting for requests in flight");
+                stop = Some(StopReason::Cancelled);
+            }
+            Ok(()) = settings.changed() => {}
+            _ = flush_tick.tick() => {}
+        }
+    }
+
+    // Final checkpoint. Nothing is in flight now, so every user without an
+    // outcome was never sent and the claim can drop to the first of them.
+    if let Some(journal) = journal_slot.take() {
+        let checkpoint = Checkpoint {
+            claimed: state.first_without_outcome(),
+            outcomes: std::mem::take(&mut unsaved),
+            counts: state.counts(),
+        };
+        let (_, claimed, result) = persist(journal, checkpoint).await;
+        match result {
+            Ok(()) => state.set_claimed(claimed),
+            Err(error) => {
+                warn!(error = %error, "final journal write failed");
+                if !matches!(stop, Some(StopReason::Journal(_))) {
+                    stop = Some(StopReason::Journal(error));
+                }
+            }
+        }
+    }
+
+    match stop {
+        Some(reason) => reason,
+        None if state.counts().remaining() == 0 => StopReason::Completed,
+        // The queue emptied with users left: only users released by workers
+        // of a stopped run can be left, so this is unreachable in practice.
+        None => StopReason::Cancelled,
+    }
+}
+
+fn persist(mut journal: Box<dyn Journal>, checkpoint: Checkpoint) -> PersistFuture {
+    Box::pin(async move {
+        let claimed = checkpoint.claimed;
+        let result = journal.persist(checkpoint).await;
+        (journal, claimed, result)
+    })
+}
+
+/// Sends the requests for one user until its outcome is final.
+async fn send_user(
+    index: usize,
+    user_id: String,
+    shared: Arc<WorkerShared>,
+) -> (usize, WorkerOutcome) {
+    let outcome = send_user_attempts(&user_id, &shared).await;
+    (index, outcome)
+}
+
+async fn send_user_attempts(user_id: &str, shared: &WorkerShared) -> WorkerOutcome {
+    let mut attempts = 0u32;
+    // Set once an attempt may have reached MAS: from then on, stopping
+    // early makes the user Unknown instead of pending.
+    let mut maybe_applied: Option<Attempt> = None;
+    let mut renewals = 0u32;
+
+    loop {
+        let stopped = |maybe_applied: Option<Attempt>, attempts| match maybe_applied {
+            Some(attempt) => {
+                WorkerOutcome::Final(outcome_of(UserResult::Unknown, &attempt, attempts))
+            }
+            None => WorkerOutcome::Released,
+        };
+        if shared.cancel.is_cancelled() {
+            return stopped(maybe_applied, attempts);
+        }
+
+        let rate = shared.settings.borrow().requests_per_second;
+        tokio::select! {
+            () = shared.pacer.wait(rate) => {}
+            () = shared.cancel.cancelled() => return stopped(maybe_applied, attempts),
+        }
+
+        let token = match shared.tokens.token().await {
+            Ok(token) => token,
+            Err(error) => return WorkerOutcome::AuthenticationFailed(error),
+        };
+
+        attempts += 1;
+        shared.metrics.request_started();
+        let attempt = match &shared.action {
+            Action::Reset {
+                body,
+                email_password,
+            } => {
+                shared
+                    .client
+                    .reset_password(user_id, body, *email_password, &token)
+                    .await
+            }
+            Action::Lookup => shared.client.get_user(user_id, &token).await,
+        };
+        shared.metrics.request_finished(&attempt);
+
+        let jitter: f64 = rand::random();
+        match decide(&shared.retry, attempts, &attempt, SystemTime::now(), jitter) {
+            Decision::Succeeded => {
+                return WorkerOutcome::Final(outcome_of(UserResult::Succeeded, &attempt, attempts));
+            }
+            Decision::Failed => {
+                return WorkerOutcome::Final(outcome_of(UserResult::Failed, &attempt, attempts));
+            }
+            Decision::Unknown => {
+                return WorkerOutcome::Final(outcome_of(UserResult::Unknown, &attempt, attempts));
+            }
+            Decision::RetryAfter(delay) => {
+                if matches!(attempt, Attempt::Indeterminate { .. }) {
+                    maybe_applied = Some(attempt);
+                }
+                debug!(
+                    attempt = attempts,
+                    delay_ms = delay.as_millis() as u64,
+                    "retrying user"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shared.cancel.cancelled() => return stopped(maybe_applied, attempts),
+                }
+            }
+            Decision::Unauthorized => {
+                // A 401 applied nothing. Renew the token at most twice per
+                // user, so a key that keeps failing cannot loop.
+                if renewals >= 2 {
+                    return WorkerOutcome::AuthenticationFailed(AuthError::TokenRejected);
+                }
+                renewals += 1;
+                if let Err(error) = shared.tokens.on_unauthorized(&token).await {
+                    return WorkerOutcome::AuthenticationFailed(error);
+                }
+            }
+        }
+    }
+}
+
+/// Builds the stored outcome from the last attempt.
+fn outcome_of(result: UserResult, attempt: &Attempt, attempts: u32) -> Outcome {
+    let (http_status, error_id, message) = match attempt {
+        Attempt::Answered { status, error, .. } => (
+            Some(*status),
+            error.as_ref().and_then(|error| error.id.clone()),
+            error.as_ref().and_then(|error| error.message.clone()),
+        ),
+        Attempt::NotSent { detail, .. } | Attempt::Indeterminate { detail, .. } => {
+            (None, None, Some(detail.clone()))
+        }
+    };
+    Outcome {
+        result,
+        http_status,
+        error_id,
+        message,
+        attempts,
+    }
+}
