@@ -6,4 +6,5 @@
 //! joins the two. `simulator` is the MAS API stand-in for tests and demos.
 
 pub mod api;
+pub mod mas;
 pub mod secret;
