@@ -3,7 +3,7 @@
 //! failure is classified, TLS trust, and token handling.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -48,7 +48,9 @@ type Handler = Arc<dyn Fn(&Recorded) -> String + Send + Sync>;
 /// What the test server does with each connection.
 #[derive(Clone)]
 enum Behaviour {
-    /// Reads the request, waits, then writes the response the handler builds.
+    /// Reads a request, waits, then writes the response the handler builds.
+    /// The connection stays open for the next request unless the response
+    /// has `Connection: close`.
     Respond { delay: Duration, handler: Handler },
     /// Accepts and never reads or writes.
     Silent,
@@ -152,16 +154,24 @@ async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
         return;
     }
 
-    let Some(request) = read_request(&mut stream).await else {
-        return;
-    };
-    requests.lock().await.push(request.clone());
+    loop {
+        let Some(request) = read_request(&mut stream).await else {
+            return;
+        };
+        requests.lock().await.push(request.clone());
 
-    if let Behaviour::Respond { delay, handler } = behaviour {
-        tokio::time::sleep(delay).await;
+        let Behaviour::Respond { delay, handler } = &behaviour else {
+            return;
+        };
+        tokio::time::sleep(*delay).await;
         let response = handler(&request);
-        let _ = stream.write_all(response.as_bytes()).await;
-        let _ = stream.shutdown().await;
+        if stream.write_all(response.as_bytes()).await.is_err() {
+            return;
+        }
+        if response.contains("Connection: close") {
+            let _ = stream.shutdown().await;
+            return;
+        }
     }
 }
 
@@ -509,6 +519,68 @@ async fn chunked_body_over_limit_not_parsed() {
 }
 
 #[tokio::test]
+async fn keep_alive_reuses_connection() {
+    let server = start_server(respond(|_| {
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_owned()
+    }))
+    .await;
+    let client = client(&server.base_url);
+
+    for _ in 0..20 {
+        let attempt = client
+            .reset_password("jo", &PasswordBody::MasGenerated, true, &token())
+            .await;
+        assert_eq!(attempt.status(), Some(200), "{attempt:?}");
+    }
+
+    assert_eq!(server.requests().await.len(), 20);
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn truncated_body_keeps_status() {
+    let server = start_server(respond(|_| {
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{\"exc"
+            .to_owned()
+    }))
+    .await;
+
+    let attempt = reset_jo(&server.base_url).await;
+
+    assert!(answered_without_error(&attempt, 404), "{attempt:?}");
+}
+
+#[tokio::test]
+async fn stalled_body_keeps_status() {
+    // Without `Connection: close` the server waits for another request, so
+    // the body never completes and the request timeout fires while reading.
+    let server = start_server(respond(|_| {
+        "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"tok".to_owned()
+    }))
+    .await;
+    let mut config = config(&server.base_url);
+    config.request_timeout = Duration::from_millis(300);
+    config.connect_timeout = Duration::from_millis(200);
+
+    let attempt = MasClient::new(config)
+        .expect("client")
+        .reset_password("jo", &PasswordBody::MasGenerated, false, &token())
+        .await;
+
+    assert!(
+        matches!(
+            attempt,
+            Attempt::Answered {
+                status: 200,
+                generated_password: None,
+                ..
+            }
+        ),
+        "{attempt:?}"
+    );
+}
+
+#[tokio::test]
 async fn redirect_not_followed() {
     let server = start_server(respond(|_| {
         http_response("307 Temporary Redirect", &[("Location", "/elsewhere")], "")
@@ -836,12 +908,21 @@ fn config_rejects_bad_values() {
 /// Responds to `/v1/authenticate` with a fresh JWT (lifetime in seconds, `jti`
 /// counting the tokens) and everything else with 200.
 fn auth_server(lifetime: f64, delay: Duration) -> Behaviour {
+    auth_server_with_outage(lifetime, delay, Arc::new(AtomicBool::new(false)))
+}
+
+/// Like [`auth_server`], but `/v1/authenticate` returns 503 while `outage`
+/// is set.
+fn auth_server_with_outage(lifetime: f64, delay: Duration, outage: Arc<AtomicBool>) -> Behaviour {
     let issued = Arc::new(AtomicUsize::new(0));
     Behaviour::Respond {
         delay,
         handler: Arc::new(move |request| {
             if request.path() != "/v1/authenticate" {
                 return http_response("200 OK", &[], "{}");
+            }
+            if outage.load(Ordering::SeqCst) {
+                return http_response("503 Service Unavailable", &[], "");
             }
             let expected = format!("Basic {}", STANDARD.encode(format!("{KEY_ID}:{KEY_TOKEN}")));
             let sent = request.header("authorization").unwrap_or_default();
@@ -1057,6 +1138,26 @@ async fn token_renewed_before_expiry() {
     assert_ne!(first, second);
     assert_eq!(server.count_path("/v1/authenticate").await, 2);
     assert!(renewed_at < first_expiry, "renewed only after expiry");
+}
+
+#[tokio::test]
+async fn failed_renewal_keeps_valid_token() {
+    // Lifetime 4 s: renewal is due after 2 s, the token expires after 4 s.
+    let outage = Arc::new(AtomicBool::new(false));
+    let server = start_server(auth_server_with_outage(4.0, Duration::ZERO, outage.clone())).await;
+    let provider = TokenProvider::new(client(&server.base_url), api_key());
+
+    let first = provider.token().await.expect("first token");
+    outage.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    let during_outage = provider.token().await.expect("cached token");
+    let again = provider.token().await.expect("cached token");
+
+    assert_eq!(during_outage, first);
+    assert_eq!(again, first);
+    // One successful call, then one failed renewal; the second call waits
+    // for the retry interval instead of calling again.
+    assert_eq!(server.count_path("/v1/authenticate").await, 2);
 }
 
 fn provider_expiry(token: &SecretString) -> SystemTime {
