@@ -1168,8 +1168,8 @@ fn provider_expiry(token: &SecretString) -> SystemTime {
 }
 
 #[tokio::test]
-async fn token_failed_renewal_reported() {
-    let server = start_server(auth_server(3600.0, Duration::ZERO)).await;
+async fn rejected_key_not_retried_at_once() {
+    let server = start_server(auth_server(3600.0, Duration::from_millis(50))).await;
     let provider = TokenProvider::new(
         client(&server.base_url),
         Credentials::ApiKey {
@@ -1178,8 +1178,23 @@ async fn token_failed_renewal_reported() {
         },
     );
 
-    let error = provider.token().await.expect_err("rejected key");
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let provider = provider.clone();
+            tokio::spawn(async move { provider.token().await })
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for task in tasks {
+        errors.push(task.await.expect("task").expect_err("rejected key"));
+    }
 
-    assert!(matches!(error, AuthError::KeyRejected { status: 401, .. }));
-    assert_no_secret(&format!("{error:?} {error}"));
+    assert_eq!(server.count_path("/v1/authenticate").await, 1);
+    for error in &errors {
+        assert!(
+            matches!(error, AuthError::KeyRejected { status: 401, .. }),
+            "{error:?}"
+        );
+        assert_no_secret(&format!("{error:?} {error}"));
+    }
 }

@@ -16,8 +16,8 @@ use crate::secret::SecretString;
 /// more than half its lifetime.
 pub const MIN_RENEWAL_MARGIN: Duration = Duration::from_secs(60);
 
-/// Wait after a failed renewal before the next try, while the current token
-/// is still valid.
+/// Wait after a failed authentication before the next one. Meanwhile callers
+/// get the cached token while it is valid, else the error of that failure.
 pub const RENEWAL_RETRY_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Credentials from the credentials Secret.
@@ -132,7 +132,7 @@ pub struct TokenProvider {
 
 enum TokenSource {
     Fixed(SecretString),
-    ApiKey(ApiKeySource),
+    ApiKey(Box<ApiKeySource>),
 }
 
 struct ApiKeySource {
@@ -146,8 +146,13 @@ struct ApiKeySource {
 #[derive(Default)]
 struct CacheState {
     current: Option<CachedToken>,
-    /// No renewal before this instant, after a renewal failed.
-    next_renewal_try: Option<Instant>,
+    /// Last failed authentication, cleared by a successful one.
+    last_failure: Option<AuthFailure>,
+}
+
+struct AuthFailure {
+    at: Instant,
+    error: AuthError,
 }
 
 struct CachedToken {
@@ -176,13 +181,13 @@ impl TokenProvider {
     pub fn new(client: MasClient, credentials: Credentials) -> Self {
         let source = match credentials {
             Credentials::Token(token) => TokenSource::Fixed(token),
-            Credentials::ApiKey { id, token } => TokenSource::ApiKey(ApiKeySource {
+            Credentials::ApiKey { id, token } => TokenSource::ApiKey(Box::new(ApiKeySource {
                 client,
                 key_id: id,
                 key_token: token,
                 lifetime: None,
                 state: Mutex::new(CacheState::default()),
-            }),
+            })),
         };
         Self {
             source: Arc::new(source),
@@ -201,8 +206,8 @@ impl TokenProvider {
     /// Returns a token for the next request.
     ///
     /// When a due renewal fails but the cached token has not expired, the
-    /// cached token is returned, the failure is logged, and renewal is tried
-    /// again after [`RENEWAL_RETRY_INTERVAL`].
+    /// cached token is returned and renewal is tried again after
+    /// [`RENEWAL_RETRY_INTERVAL`].
     pub async fn token(&self) -> Result<SecretString, AuthError> {
         let source = match &*self.source {
             TokenSource::Fixed(token) => return Ok(token.clone()),
@@ -212,42 +217,22 @@ impl TokenProvider {
         let now = Instant::now();
 
         let Some(cached) = &state.current else {
-            let issued = source.issue().await?;
-            let token = issued.token.clone();
-            state.current = Some(issued);
-            return Ok(token);
+            return source.renew(&mut state, now).await;
         };
-
         let current_token = cached.token.clone();
         let renewal_due = cached.renew_at.is_some_and(|at| now >= at);
         let still_valid = cached.expires_at.is_none_or(|at| now < at);
-        let waiting_after_failure = state.next_renewal_try.is_some_and(|at| now < at);
-        if !renewal_due || (still_valid && waiting_after_failure) {
+
+        if !renewal_due {
             return Ok(current_token);
         }
-
-        tracing::info!(still_valid, "renewing the MAS access token");
-        match source.issue().await {
-            Ok(issued) => {
-                let token = issued.token.clone();
-                state.current = Some(issued);
-                state.next_renewal_try = None;
-                Ok(token)
-            }
-            Err(error) if still_valid => {
-                tracing::warn!(
-                    error = %error,
-                    retry_in_seconds = RENEWAL_RETRY_INTERVAL.as_secs(),
-                    "renewing the MAS access token failed; the current token stays in use until it expires"
-                );
-                state.next_renewal_try = Some(now + RENEWAL_RETRY_INTERVAL);
-                Ok(current_token)
-            }
-            Err(error) => {
-                state.current = None;
-                Err(error)
-            }
+        if still_valid {
+            // A failed renewal is logged in `renew`; the current token
+            // serves until it expires.
+            return Ok(source.renew(&mut state, now).await.unwrap_or(current_token));
         }
+        state.current = None;
+        source.renew(&mut state, now).await
     }
 
     /// Handles an HTTP 401 response to a request sent with `rejected`.
@@ -283,14 +268,47 @@ impl TokenProvider {
 
         tracing::info!("MAS rejected the access token with HTTP 401; renewing it");
         state.current = None;
-        let issued = source.issue().await?;
-        state.current = Some(issued);
-        state.next_renewal_try = None;
+        source.renew(&mut state, Instant::now()).await?;
         Ok(RenewOutcome::Renewed)
     }
 }
 
 impl ApiKeySource {
+    /// Authenticates and caches the new token.
+    ///
+    /// Within [`RENEWAL_RETRY_INTERVAL`] of a failed authentication it
+    /// returns that failure's error without a call, so workers waiting on
+    /// the mutex do not each repeat a failing call.
+    async fn renew(&self, state: &mut CacheState, now: Instant) -> Result<SecretString, AuthError> {
+        if let Some(failure) = &state.last_failure
+            && now < failure.at + RENEWAL_RETRY_INTERVAL
+        {
+            return Err(failure.error.clone());
+        }
+
+        match self.issue().await {
+            Ok(issued) => {
+                let token = issued.token.clone();
+                state.current = Some(issued);
+                state.last_failure = None;
+                Ok(token)
+            }
+            Err(error) => {
+                tracing::warn!(
+                    error = %error,
+                    retry_in_seconds = RENEWAL_RETRY_INTERVAL.as_secs(),
+                    token_still_cached = state.current.is_some(),
+                    "obtaining a MAS access token with the API key failed"
+                );
+                state.last_failure = Some(AuthFailure {
+                    at: Instant::now(),
+                    error: error.clone(),
+                });
+                Err(error)
+            }
+        }
+    }
+
     /// Authenticates and plans the renewal of the new token.
     async fn issue(&self) -> Result<CachedToken, AuthError> {
         let requested_at = Instant::now();
