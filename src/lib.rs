@@ -6,5 +6,6 @@
 //! joins the two. `simulator` is the MAS API stand-in for tests and demos.
 
 pub mod api;
+pub mod mas;
 pub mod secret;
 pub mod userlist;

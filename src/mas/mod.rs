@@ -1,0 +1,3 @@
+//! Client side of the MAS admin API.
+
+pub mod path;
