@@ -13,5 +13,6 @@ pub mod mas;
 pub mod metrics;
 pub mod run;
 pub mod secret;
+pub mod simulator;
 pub mod telemetry;
 pub mod userlist;
