@@ -58,6 +58,10 @@ pub struct SimulatorConfig {
     /// Whether connections stay open between requests. With `false` every response closes
     /// the connection, so each request opens a new one and connection faults hit in order.
     pub keep_alive: bool,
+    /// Time in seconds a client has to send the request head, counted from the connection
+    /// start or the end of the previous response, so an idle keep-alive connection is
+    /// closed after it. Clients that reuse pooled connections must expect that close.
+    pub idle_timeout_secs: u64,
     /// Faults active from the start; replace them later with `SimulatorHandle::set_faults`.
     pub faults: FaultPlan,
 }
@@ -82,6 +86,7 @@ impl Default for SimulatorConfig {
             max_concurrent_requests: None,
             concurrency_retry_after: Some("1".to_owned()),
             keep_alive: true,
+            idle_timeout_secs: 30,
             faults: FaultPlan::default(),
         }
     }
@@ -197,6 +202,8 @@ pub enum ConfigError {
         min: u16,
         max: u16,
     },
+    #[error("idle_timeout_secs is 0; set at least 1 second")]
+    ZeroIdleTimeout,
     #[error("user number {index} has an empty id")]
     EmptyUserId { index: usize },
     #[error("user id {id:?} appears more than once; user ids must be unique")]
@@ -248,6 +255,9 @@ impl SimulatorConfig {
         }
         if let Some(status) = self.inactive_user_status {
             check_status("inactive_user_status", status, 400, 599)?;
+        }
+        if self.idle_timeout_secs == 0 {
+            return Err(ConfigError::ZeroIdleTimeout);
         }
         validate_users(&self.users)?;
 
