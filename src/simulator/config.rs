@@ -51,7 +51,7 @@ pub struct SimulatorConfig {
     /// Unverified in MAS; allowed by default.
     pub inactive_user_status: Option<u16>,
     /// Maximum number of MAS requests in progress at once; a request beyond it gets 429.
-    /// MAS documents no limit, so the default is none.
+    /// MAS documents no limit, so by default there is none.
     pub max_concurrent_requests: Option<usize>,
     /// Raw `Retry-After` value on a 429 from `max_concurrent_requests`; `None` sends none.
     pub concurrency_retry_after: Option<String>,
@@ -118,7 +118,7 @@ pub struct SimUser {
 }
 
 impl SimUser {
-    /// An active local user with an e-mail address at example.com.
+    /// Builds an active local user with an e-mail address at example.com.
     pub fn local(id: impl Into<String>) -> Self {
         let id = id.into();
         Self {
@@ -129,7 +129,7 @@ impl SimUser {
         }
     }
 
-    /// An active SSO-only user with an e-mail address at example.com.
+    /// Builds an active SSO-only user with an e-mail address at example.com.
     pub fn sso_only(id: impl Into<String>) -> Self {
         Self {
             local: false,
