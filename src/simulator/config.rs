@@ -51,13 +51,17 @@ pub struct SimulatorConfig {
     /// Unverified in MAS; allowed by default.
     pub inactive_user_status: Option<u16>,
     /// Maximum number of MAS requests in progress at once; a request beyond it gets 429.
-    /// MAS documents no limit, so the default is none.
+    /// MAS documents no limit, so by default there is none.
     pub max_concurrent_requests: Option<usize>,
     /// Raw `Retry-After` value on a 429 from `max_concurrent_requests`; `None` sends none.
     pub concurrency_retry_after: Option<String>,
     /// Whether connections stay open between requests. With `false` every response closes
     /// the connection, so each request opens a new one and connection faults hit in order.
     pub keep_alive: bool,
+    /// Time in seconds a client has to send the request head, counted from the connection
+    /// start or the end of the previous response, so an idle keep-alive connection is
+    /// closed after it. Clients that reuse pooled connections must expect that close.
+    pub idle_timeout_secs: u64,
     /// Faults active from the start; replace them later with `SimulatorHandle::set_faults`.
     pub faults: FaultPlan,
 }
@@ -82,6 +86,7 @@ impl Default for SimulatorConfig {
             max_concurrent_requests: None,
             concurrency_retry_after: Some("1".to_owned()),
             keep_alive: true,
+            idle_timeout_secs: 30,
             faults: FaultPlan::default(),
         }
     }
@@ -113,7 +118,7 @@ pub struct SimUser {
 }
 
 impl SimUser {
-    /// An active local user with an e-mail address at example.com.
+    /// Builds an active local user with an e-mail address at example.com.
     pub fn local(id: impl Into<String>) -> Self {
         let id = id.into();
         Self {
@@ -124,7 +129,7 @@ impl SimUser {
         }
     }
 
-    /// An active SSO-only user with an e-mail address at example.com.
+    /// Builds an active SSO-only user with an e-mail address at example.com.
     pub fn sso_only(id: impl Into<String>) -> Self {
         Self {
             local: false,
@@ -197,6 +202,8 @@ pub enum ConfigError {
         min: u16,
         max: u16,
     },
+    #[error("idle_timeout_secs is 0; set at least 1 second")]
+    ZeroIdleTimeout,
     #[error("user number {index} has an empty id")]
     EmptyUserId { index: usize },
     #[error("user id {id:?} appears more than once; user ids must be unique")]
@@ -248,6 +255,9 @@ impl SimulatorConfig {
         }
         if let Some(status) = self.inactive_user_status {
             check_status("inactive_user_status", status, 400, 599)?;
+        }
+        if self.idle_timeout_secs == 0 {
+            return Err(ConfigError::ZeroIdleTimeout);
         }
         validate_users(&self.users)?;
 

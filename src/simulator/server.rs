@@ -122,6 +122,7 @@ async fn serve_http<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let keep_alive = state.config.keep_alive;
+    let idle_timeout = Duration::from_secs(state.config.idle_timeout_secs);
     let service = service_fn(move |request| {
         let state = state.clone();
         let reset_requested = reset_requested.clone();
@@ -137,6 +138,7 @@ async fn serve_http<I>(
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .keep_alive(keep_alive)
+        .header_read_timeout(idle_timeout)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
 
