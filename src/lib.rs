@@ -16,3 +16,9 @@ pub mod secret;
 pub mod simulator;
 pub mod telemetry;
 pub mod userlist;
+
+/// Selects ring as the process-wide rustls provider, so that every TLS
+/// client (kube, reqwest and the MAS client) uses the same one.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

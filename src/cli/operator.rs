@@ -63,7 +63,7 @@ pub struct RunArgs {
 /// Runs the operator until SIGTERM or SIGINT.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
-    install_crypto_provider();
+    crate::install_crypto_provider();
 
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let shutdown = CancellationToken::new();
@@ -157,10 +157,4 @@ fn default_identity() -> String {
         .ok()
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| format!("mas-reset-operator-{}", std::process::id()))
-}
-
-/// Selects ring as the process-wide rustls provider, so that every TLS
-/// client (kube and the MAS client) uses the same one.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }

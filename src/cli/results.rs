@@ -38,7 +38,7 @@ pub struct ResultsArgs {
 
 /// Prints the results of one run to stdout.
 pub async fn print(args: ResultsArgs) -> anyhow::Result<()> {
-    super::operator::install_crypto_provider();
+    crate::install_crypto_provider();
     let client = kube::Client::try_default().await?;
     let namespace = args
         .namespace

@@ -19,6 +19,7 @@ pub const TEST_MANAGER: &str = "e2e-gitops";
 
 /// Installs the CRD into the control plane once per test binary.
 pub async fn install_crds(plane: &ControlPlane) {
+    mas_reset_operator::install_crypto_provider();
     let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
     plane.install_crds(&crds).await.expect("CRDs install and become Established");
 }
