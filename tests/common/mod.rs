@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use mas_reset_harness::{ChildGuard, ControlPlane, free_port};
@@ -21,7 +21,10 @@ pub const TEST_MANAGER: &str = "e2e-gitops";
 pub async fn install_crds(plane: &ControlPlane) {
     mas_reset_operator::install_crypto_provider();
     let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
-    plane.install_crds(&crds).await.expect("CRDs install and become Established");
+    plane
+        .install_crds(&crds)
+        .await
+        .expect("CRDs install and become Established");
 }
 
 /// Creates a namespace with a unique name that starts with `prefix`.
@@ -35,7 +38,10 @@ pub async fn namespace(client: &Client, prefix: &str) -> String {
         },
         ..Default::default()
     };
-    namespaces.create(&PostParams::default(), &namespace).await.expect("namespace created");
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("namespace created");
     name
 }
 
@@ -54,7 +60,10 @@ pub struct Operator {
 impl Operator {
     /// Starts `mas-reset-operator run --namespace NAMESPACE`.
     pub fn start(plane: &ControlPlane, namespace: &str, extra_args: &[&str]) -> Operator {
-        let log_path = std::env::temp_dir().join(format!("mas-reset-operator-{namespace}-{}.log", rand::random::<u32>()));
+        let log_path = std::env::temp_dir().join(format!(
+            "mas-reset-operator-{namespace}-{}.log",
+            rand::random::<u32>()
+        ));
         let mut operator = Operator {
             child: None,
             kubeconfig: plane.kubeconfig_path().to_path_buf(),
@@ -121,12 +130,17 @@ impl Operator {
     pub async fn wait_for_reconciles(&self, count: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(text) = self.metrics().await
-                && metric_value(&text, "mas_reset_reconciliations_total") >= count as f64
+            let text = self.metrics().await;
+            if let Some(text) = &text
+                && metric_value(text, "mas_reset_reconciliations_total") >= count as f64
             {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "operator did not reconcile; log: {}", self.log());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "operator did not reconcile {count} times; metrics: {text:?}\nlog: {}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -167,10 +181,16 @@ pub async fn user_list_config_map(client: &Client, namespace: &str, name: &str, 
             name: Some(name.to_owned()),
             ..Default::default()
         },
-        binary_data: Some(BTreeMap::from([("users.csv".to_owned(), ByteString(bytes))])),
+        binary_data: Some(BTreeMap::from([(
+            "users.csv".to_owned(),
+            ByteString(bytes),
+        )])),
         ..Default::default()
     };
-    config_maps.create(&PostParams::default(), &config_map).await.expect("user list ConfigMap created");
+    config_maps
+        .create(&PostParams::default(), &config_map)
+        .await
+        .expect("user list ConfigMap created");
 }
 
 /// Creates a Secret with the given keys.
@@ -189,17 +209,30 @@ pub async fn secret(client: &Client, namespace: &str, name: &str, entries: &[(&s
         ),
         ..Default::default()
     };
-    secrets.create(&PostParams::default(), &secret).await.expect("Secret created");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("Secret created");
 }
 
 /// Applies a BulkPasswordReset manifest with server-side apply, as Argo CD
 /// or Flux would.
-pub async fn apply_manifest(client: &Client, namespace: &str, manifest: &serde_json::Value) -> BulkPasswordReset {
+pub async fn apply_manifest(
+    client: &Client,
+    namespace: &str,
+    manifest: &serde_json::Value,
+) -> BulkPasswordReset {
     let api: Api<BulkPasswordReset> = Api::namespaced(client.clone(), namespace);
-    let name = manifest["metadata"]["name"].as_str().expect("manifest has a name");
-    api.patch(name, &PatchParams::apply(TEST_MANAGER).force(), &Patch::Apply(manifest))
-        .await
-        .expect("BulkPasswordReset applied")
+    let name = manifest["metadata"]["name"]
+        .as_str()
+        .expect("manifest has a name");
+    api.patch(
+        name,
+        &PatchParams::apply(TEST_MANAGER).force(),
+        &Patch::Apply(manifest),
+    )
+    .await
+    .expect("BulkPasswordReset applied")
 }
 
 /// A minimal BulkPasswordReset manifest pointing at `mas_url` with a token.
