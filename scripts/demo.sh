@@ -55,11 +55,16 @@ step "Starting the local control plane"
 pids+=($!)
 wait_for_line "$work/control-plane.log" '^kubeconfig: ' >/dev/null
 export KUBECONFIG="$work/cluster/kubeconfig"
-"$kubectl" version 2>/dev/null | sed -n 2p
+"$kubectl" version 2>/dev/null | grep "^Server Version"
 
 step "Starting the MAS simulator (TLS with its own CA, 20 ms latency)"
 token="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-printf 'userid\nalice\nbob\ncarol\n0987456\njo#1\njörg\nops/admin\n' >"$work/mas-users.csv"
+{
+  echo "id,local,email,active"
+  for user in alice bob carol 0987456 'jo#1' jörg ops/admin; do
+    echo "$user,true,$(echo "$user" | tr -cd 'a-z0-9')@example.com,true"
+  done
+} >"$work/mas-users.csv"
 "$target/mas-simulator" --listen 127.0.0.1:0 --tls --ca-out "$work/mas-ca.crt" \
   --users-file "$work/mas-users.csv" --token "$token" --latency-ms 20 >"$work/simulator.log" 2>&1 &
 pids+=($!)
