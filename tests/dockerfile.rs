@@ -347,3 +347,80 @@ fn hadolint_passes() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Directories, relative to the workspace root, of every local package that
+/// Cargo loads for a build: workspace members and path dependencies.
+fn local_package_dirs() -> Vec<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(repo_root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON");
+    let workspace_root =
+        PathBuf::from(metadata["workspace_root"].as_str().expect("workspace_root"));
+
+    metadata["packages"]
+        .as_array()
+        .expect("packages array")
+        .iter()
+        .filter(|package| package["source"].is_null())
+        .map(|package| {
+            let manifest = Path::new(package["manifest_path"].as_str().expect("manifest_path"));
+            let dir = manifest.parent().expect("manifest has a directory");
+            dir.strip_prefix(&workspace_root)
+                .unwrap_or_else(|_| {
+                    panic!("local package {} is outside the workspace", dir.display())
+                })
+                .to_path_buf()
+        })
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .collect()
+}
+
+#[test]
+fn builder_copies_local_packages() {
+    // `cargo build --locked` loads every workspace member and path dependency,
+    // dev-dependencies included, so each must be in the build context and
+    // copied before the first build.
+    let stages = dockerfile();
+    let builder = &stages[0];
+    let first_build = builder
+        .instructions
+        .iter()
+        .position(|instruction| {
+            instruction.keyword == "RUN" && instruction.arguments.contains("cargo build")
+        })
+        .expect("builder runs cargo build");
+    let copied: Vec<&str> = builder.instructions[..first_build]
+        .iter()
+        .filter(|instruction| instruction.keyword == "COPY")
+        .flat_map(|copy| {
+            let (_, paths) = copy_parts(&copy.arguments);
+            paths[..paths.len().saturating_sub(1)].to_vec()
+        })
+        .collect();
+    let ignore =
+        std::fs::read_to_string(repo_root().join(".dockerignore")).expect(".dockerignore exists");
+
+    for dir in local_package_dirs() {
+        let dir = dir.to_string_lossy();
+        assert!(
+            copied
+                .iter()
+                .any(|source| source.trim_end_matches('/') == dir),
+            "the builder stage must COPY {dir} before the first cargo build"
+        );
+        assert!(
+            ignore.lines().any(|line| line.trim() == format!("!{dir}")),
+            ".dockerignore must re-include {dir}"
+        );
+    }
+}
