@@ -124,18 +124,13 @@ fn stage_env(stage: &Stage, name: &str) -> Option<String> {
     })
 }
 
-/// Target directory that `cargo metadata` reports, relative to the
-/// workspace root: the directory a build inside WORKDIR writes to.
-fn relative_target_dir() -> PathBuf {
+/// Output of `cargo metadata` for this repository, with any
+/// CARGO_TARGET_DIR of the caller's environment ignored.
+fn cargo_metadata(extra_args: &[&str]) -> serde_json::Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
-        .args([
-            "metadata",
-            "--no-deps",
-            "--format-version",
-            "1",
-            "--offline",
-        ])
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(extra_args)
         .current_dir(repo_root())
         .env_remove("CARGO_TARGET_DIR")
         .output()
@@ -145,8 +140,13 @@ fn relative_target_dir() -> PathBuf {
         "cargo metadata failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON");
+    serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON")
+}
+
+/// Target directory that `cargo metadata` reports, relative to the
+/// workspace root: the directory a build inside WORKDIR writes to.
+fn relative_target_dir() -> PathBuf {
+    let metadata = cargo_metadata(&["--no-deps"]);
 
     let has_binary = metadata["packages"]
         .as_array()
@@ -351,19 +351,7 @@ fn hadolint_passes() {
 /// Directories, relative to the workspace root, of every local package that
 /// Cargo loads for a build: workspace members and path dependencies.
 fn local_package_dirs() -> Vec<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .current_dir(repo_root())
-        .output()
-        .expect("cargo metadata runs");
-    assert!(
-        output.status.success(),
-        "cargo metadata failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON");
+    let metadata = cargo_metadata(&[]);
     let workspace_root =
         PathBuf::from(metadata["workspace_root"].as_str().expect("workspace_root"));
 
