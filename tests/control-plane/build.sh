@@ -18,19 +18,8 @@ for package in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   version_flags+=" -X $package.gitTreeState=clean"
 done
 
-# build_if_stale MODULE_DIR BINARY PACKAGE LDFLAGS
-build_if_stale() {
-  local module="$1" binary="$2" package="$3" ldflags="$4"
-  local stamp="$out/.$binary.stamp"
-  local digest
-  digest="$(cat "$module/go.mod" "$module/go.sum" "$module"/*.go | sha256sum | cut -d' ' -f1)"
-  if [[ -x "$out/$binary" && -f "$stamp" && "$(cat "$stamp")" == "$digest" ]]; then
-    return
-  fi
-  echo "building $binary (first build takes several minutes)" >&2
-  (cd "$module" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/$binary" "$package")
-  echo "$digest" > "$stamp"
-}
+# shellcheck source=../lib/build-if-stale.sh
+source "$here/../lib/build-if-stale.sh"
 
 build_if_stale "$here/etcd" etcd . "-s -w"
 build_if_stale "$here/apiserver" kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$version_flags"
