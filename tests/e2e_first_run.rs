@@ -23,7 +23,7 @@ async fn run_reaches_partially_failed_and_sends_once() {
 
     // 197 users exist in MAS; the list has 3 more that do not.
     let existing: Vec<String> = (1..=197).map(|n| format!("user{n:04}")).collect();
-    let unknown = vec![
+    let unknown = [
         "ghost-1".to_owned(),
         "ghost-2".to_owned(),
         "ghost-3".to_owned(),

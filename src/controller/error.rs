@@ -62,7 +62,7 @@ pub enum InputError {
     },
     /// The user list cannot be read at all.
     #[error("the user list cannot be read: {0}")]
-    UserList(#[from] crate::userlist::ListError),
+    UserList(Box<crate::userlist::ListError>),
     /// The list has no user to send.
     #[error(
         "the user list has no valid user ID ({rejected} rows rejected, {skipped} blank rows); check the column name and the rows listed in status.rejectedRows"

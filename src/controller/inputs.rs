@@ -214,7 +214,8 @@ async fn load_user_list(
     }
     options.headerless = spec.headerless.unwrap_or(false);
 
-    let users = userlist::parse_sources(&sources, &options).map_err(InputError::UserList)?;
+    let users = userlist::parse_sources(&sources, &options)
+        .map_err(|error| InputError::UserList(Box::new(error)))?;
     Ok((users, names))
 }
 
