@@ -29,14 +29,10 @@ pub enum InputError {
         purpose: &'static str,
     },
     /// A referenced key is missing from its object.
-    #[error("{kind} {namespace}/{name} has no key {key:?} ({purpose}); keys found: {found}")]
+    #[error("{object} has no key {key:?} ({purpose}); keys found: {found}")]
     KeyNotFound {
-        /// `Secret` or `ConfigMap`.
-        kind: &'static str,
-        /// Namespace of the object.
-        namespace: String,
-        /// Name of the object.
-        name: String,
+        /// The object, as `Secret <namespace>/<name>` or `ConfigMap ...`.
+        object: String,
         /// The missing key.
         key: String,
         /// What the key is for, in words.
@@ -46,15 +42,11 @@ pub enum InputError {
     },
     /// A value that must be text is not valid UTF-8 or is empty.
     #[error(
-        "{kind} {namespace}/{name} key {key:?} ({purpose}) is empty or not UTF-8 text; store the value as plain text"
+        "{object} key {key:?} ({purpose}) is empty or not UTF-8 text; store the value as plain text"
     )]
     InvalidValue {
-        /// `Secret` or `ConfigMap`.
-        kind: &'static str,
-        /// Namespace of the object.
-        namespace: String,
-        /// Name of the object.
-        name: String,
+        /// The object, as `Secret <namespace>/<name>`.
+        object: String,
         /// The key.
         key: String,
         /// What the key is for, in words.

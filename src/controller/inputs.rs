@@ -113,9 +113,7 @@ pub async fn load_credentials(
         // The CRD's validation rules reject every other combination.
         _ => {
             return Err(InputError::KeyNotFound {
-                kind: "Secret",
-                namespace,
-                name: reference.secret_name.clone(),
+                object: format!("Secret {namespace}/{}", reference.secret_name),
                 key: "tokenKey".to_owned(),
                 purpose: "spec.credentials needs tokenKey or apiKeyIdKey and apiKeyTokenKey",
                 found: String::new(),
@@ -348,18 +346,14 @@ fn secret_value(
     let data = secret.data.as_ref();
     let Some(bytes) = data.and_then(|data| data.get(key)) else {
         return Err(InputError::KeyNotFound {
-            kind: "Secret",
-            namespace: namespace.to_owned(),
-            name,
+            object: format!("Secret {namespace}/{name}"),
             key: key.to_owned(),
             purpose,
             found: keys_of(data),
         });
     };
     let invalid = || InputError::InvalidValue {
-        kind: "Secret",
-        namespace: namespace.to_owned(),
-        name: name.clone(),
+        object: format!("Secret {namespace}/{name}"),
         key: key.to_owned(),
         purpose,
     };
@@ -393,9 +387,10 @@ fn config_map_value(
     found.extend(config_map.data.iter().flat_map(BTreeMap::keys));
     found.extend(config_map.binary_data.iter().flat_map(BTreeMap::keys));
     Err(InputError::KeyNotFound {
-        kind: "ConfigMap",
-        namespace: namespace.to_owned(),
-        name: config_map.metadata.name.clone().unwrap_or_default(),
+        object: format!(
+            "ConfigMap {namespace}/{}",
+            config_map.metadata.name.clone().unwrap_or_default()
+        ),
         key: key.to_owned(),
         purpose,
         found: found
