@@ -2,6 +2,7 @@
 //! in progress in this process.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +41,9 @@ pub struct RunHandle {
     pub settings: watch::Sender<Settings>,
     /// Becomes true when the run task has written its final status.
     pub finished: watch::Receiver<bool>,
+    /// Set before `cancel` when the resource is being deleted, so the task
+    /// writes no final phase.
+    pub deleting: Arc<AtomicBool>,
 }
 
 /// Why a resource waits before its next run attempt.

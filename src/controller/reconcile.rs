@@ -3,6 +3,7 @@
 //! so a reconcile returns in milliseconds.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -187,6 +188,7 @@ async fn cleanup(resource: Arc<BulkPasswordReset>, ctx: &Context) -> Result<Acti
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         runs.get(&uid).map(|handle| {
+            handle.deleting.store(true, Ordering::Relaxed);
             handle.cancel.cancel();
             handle.finished.clone()
         })

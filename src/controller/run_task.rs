@@ -2,6 +2,7 @@
 //! recorded progress, sends, and writes the final phase.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kube::ResourceExt;
@@ -54,6 +55,7 @@ pub fn spawn(ctx: Arc<Context>, resource: Arc<BulkPasswordReset>) {
     let cancel = ctx.shutdown.child_token();
     let (settings_tx, settings_rx) = watch::channel(settings_of(&resource));
     let (finished_tx, finished_rx) = watch::channel(false);
+    let deleting = Arc::new(AtomicBool::new(false));
 
     ctx.runs
         .lock()
@@ -64,13 +66,14 @@ pub fn spawn(ctx: Arc<Context>, resource: Arc<BulkPasswordReset>) {
                 cancel: cancel.clone(),
                 settings: settings_tx,
                 finished: finished_rx,
+                deleting: deleting.clone(),
             },
         );
 
     let span = info_span!("run", namespace = %resource.namespace().unwrap_or_default(), name = %resource.name_any());
     tokio::spawn(
         async move {
-            let parked = run(&ctx, &resource, cancel, settings_rx).await;
+            let parked = run(&ctx, &resource, cancel, settings_rx, &deleting).await;
 
             {
                 let mut runs = ctx
@@ -101,6 +104,7 @@ async fn run(
     resource: &BulkPasswordReset,
     cancel: CancellationToken,
     settings: watch::Receiver<Settings>,
+    deleting: &AtomicBool,
 ) -> Option<Parked> {
     let previous = resource.status.clone().unwrap_or_default();
     let holder = format!("{}/{:08x}", ctx.config.identity, rand::random::<u32>());
