@@ -339,6 +339,10 @@ async fn run(
     .await;
 
     // 7. Final phase.
+    if matches!(stop, StopReason::Cancelled) && deleting.load(Ordering::Relaxed) {
+        info!("run stopped: the resource is being deleted");
+        return None;
+    }
     finish(
         ctx,
         resource,
