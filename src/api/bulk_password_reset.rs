@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
     group = "masreset.dev",
     version = "v1alpha1",
     kind = "BulkPasswordReset",
+    doc = "One run of MAS password resets for the users of a list; each user is reset at most once",
     plural = "bulkpasswordresets",
     shortname = "bpr",
     namespaced,
