@@ -7,7 +7,7 @@
 //! dispatches the next user, and keeps one journal write in flight at a time.
 //! A user is dispatched only when its position is below the durable claim.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -139,6 +139,7 @@ pub async fn execute(
 
     let mut queue: VecDeque<usize> = pending.into();
     let mut workers: JoinSet<(usize, WorkerOutcome)> = JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, usize> = HashMap::new();
     let mut unsaved: Vec<(usize, Outcome)> = Vec::new();
     let mut journal_slot: Option<Box<dyn Journal>> = Some(journal);
     let mut persisting: Fuse<PersistFuture> = Fuse::terminated();
@@ -157,7 +158,8 @@ pub async fn execute(
                 }
                 queue.pop_front();
                 let user_id = user_ids[index].clone();
-                workers.spawn(send_user(index, user_id, shared.clone()));
+                let handle = workers.spawn(send_user(index, user_id, shared.clone()));
+                in_flight.insert(handle.id(), index);
             }
         }
 
@@ -197,13 +199,23 @@ pub async fn execute(
         }
 
         tokio::select! {
-            Some(joined) = workers.join_next(), if !workers.is_empty() => {
+            Some(joined) = workers.join_next_with_id(), if !workers.is_empty() => {
                 let (index, outcome) = match joined {
-                    Ok(pair) => pair,
+                    Ok((id, pair)) => {
+                        in_flight.remove(&id);
+                        pair
+                    }
                     Err(error) => {
-                        // A worker panicked: its user may have been sent.
-                        warn!(error = %error, "worker task failed; its user stays claimed and becomes Unknown after a restart");
-                        continue;
+                        // A worker panicked: its request may have been sent.
+                        let Some(index) = in_flight.remove(&error.id()) else { continue };
+                        warn!(error = %error, index, "worker task failed; recording its user as Unknown");
+                        (index, WorkerOutcome::Final(Outcome {
+                            result: UserResult::Unknown,
+                            http_status: None,
+                            error_id: None,
+                            message: Some("internal error while sending; check the user in MAS".to_owned()),
+                            attempts: 0,
+                        }))
                     }
                 };
                 match outcome {
