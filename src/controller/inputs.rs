@@ -271,8 +271,10 @@ async fn client_config(
             .and_then(|tls| tls.insecure_skip_tls_verify)
             .unwrap_or(false),
         allow_http,
-        request_timeout: Duration::from_secs(timeout_seconds.max(1) as u64),
-        connect_timeout: Duration::from_secs(10),
+        request_timeout,
+        // The client requires the connect timeout to be the shorter one, so
+        // that a timeout during connect is told apart from one after sending.
+        connect_timeout: (request_timeout / 2).min(Duration::from_secs(10)),
         max_idle_per_host: spec.concurrency.unwrap_or(4).max(1) as usize,
     })
 }
