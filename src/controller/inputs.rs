@@ -264,6 +264,7 @@ async fn client_config(
     let timeout_seconds = spec
         .request_timeout_seconds
         .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECONDS);
+    let request_timeout = Duration::from_secs(timeout_seconds.max(1) as u64);
     Ok(ClientConfig {
         base_url: spec.mas_api_url.trim_end_matches('/').to_owned(),
         ca_bundle_pem,
