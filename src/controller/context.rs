@@ -27,7 +27,7 @@ pub struct OperatorConfig {
     pub allowed_hosts: AllowedHosts,
     /// Users claimed per journal write.
     pub claim_size: usize,
-    /// Longest time an outcome waits before it is written.
+    /// Maximum time an outcome waits before it is written.
     pub flush_interval: Duration,
     /// Name of this operator instance, for `status.progress.holder`.
     pub identity: String,
@@ -46,7 +46,7 @@ pub struct RunHandle {
     pub deleting: Arc<AtomicBool>,
 }
 
-/// Why a resource waits before its next run attempt.
+/// Wait of a resource before its next run attempt.
 #[derive(Clone, Debug)]
 pub struct Parked {
     /// No new attempt before this instant...

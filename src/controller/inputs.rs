@@ -14,7 +14,7 @@ use crate::mas::{ClientConfig, Credentials, PasswordBody};
 use crate::secret::SecretString;
 use crate::userlist::{self, ParseOptions, Source, UserList};
 
-/// Default seconds to wait for one MAS answer.
+/// Default seconds to wait for one MAS response.
 const DEFAULT_REQUEST_TIMEOUT_SECONDS: i32 = 30;
 
 /// Everything a run reads from the cluster before it sends anything.
@@ -33,7 +33,7 @@ pub struct RunInputs {
     pub client_config: ClientConfig,
 }
 
-/// Why the inputs could not be read.
+/// Error from reading the inputs.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The user must fix an input.
@@ -60,7 +60,7 @@ impl AllowedHosts {
         )
     }
 
-    /// Whether `host` may be called.
+    /// Returns whether `host` may be called.
     pub fn allows(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
         self.0.is_empty()

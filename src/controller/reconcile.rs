@@ -30,7 +30,7 @@ const RUNNING_RESYNC: Duration = Duration::from_secs(300);
 /// How often a paused run checks whether its credentials Secret changed.
 const CREDENTIALS_POLL: Duration = Duration::from_secs(15);
 
-/// Longest wait for a run task to stop when its resource is deleted.
+/// Maximum wait for a run task to stop when its resource is deleted.
 const DELETE_GRACE: Duration = Duration::from_secs(10);
 
 /// Reconciles one `BulkPasswordReset`.

@@ -1,7 +1,7 @@
 //! The recorder: the one writer of a run's status and result ConfigMaps.
 //!
 //! Status writes carry the `resourceVersion` of the last write as a
-//! precondition. When the API server answers 409 Conflict, the recorder
+//! precondition. When the API server returns 409 Conflict, the recorder
 //! reads the object again: if the progress marks are still the ones it last
 //! wrote (only the spec or metadata changed), it writes again; otherwise
 //! another instance took the run over, and this one stops.
@@ -41,13 +41,13 @@ pub struct RunRecorder {
     resource_version: Option<String>,
     holder: String,
     outcomes: BTreeMap<usize, Outcome>,
-    /// Progress marks the server holds after the last write of this
-    /// recorder (at first: as read).
+    /// Progress marks on the server after the last write of this recorder
+    /// (at first: as read).
     written_progress: Option<Progress>,
 }
 
 impl RunRecorder {
-    /// A recorder for `resource`, writing as `holder`.
+    /// Creates a recorder for `resource` that writes as `holder`.
     pub fn new(
         client: &Client,
         resource: &BulkPasswordReset,

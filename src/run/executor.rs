@@ -27,7 +27,7 @@ use crate::mas::{
 };
 use crate::metrics::Metrics;
 
-/// What the run does for each user.
+/// Request the run sends for each user.
 pub enum Action {
     /// `POST /v3/users/{id}/password`.
     Reset {
@@ -51,7 +51,7 @@ pub struct Settings {
 
 /// Fixed settings of one run.
 pub struct ExecutorConfig {
-    /// What to send.
+    /// Request to send.
     pub action: Action,
     /// Retry policy per user.
     pub retry: RetryPolicy,
@@ -62,11 +62,11 @@ pub struct ExecutorConfig {
     /// plus the concurrency into `Unknown`; a run of N users needs about
     /// N / claim_size claim writes.
     pub claim_size: usize,
-    /// Longest time a recorded outcome waits before it is written.
+    /// Maximum time a recorded outcome waits before it is written.
     pub flush_interval: Duration,
 }
 
-/// Why the executor returned.
+/// Reason the executor returned.
 #[derive(Debug)]
 pub enum StopReason {
     /// Every user has an outcome.
@@ -91,7 +91,7 @@ enum WorkerOutcome {
     AuthenticationFailed(AuthError),
 }
 
-/// What every worker of a run shares.
+/// State every worker of a run shares.
 struct WorkerShared {
     client: MasClient,
     tokens: TokenProvider,

@@ -16,7 +16,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// A pacer with no slot taken yet.
+    /// Creates a pacer with no slot taken yet.
     pub fn new() -> Self {
         Self {
             next_slot: Mutex::new(None),
