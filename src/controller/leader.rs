@@ -60,13 +60,18 @@ pub async fn acquire(
     }
 }
 
-/// Renews the Lease until `shutdown`; cancels `lost` when a renewal has not
+/// Renews the Lease until `release` is cancelled, then releases it. Cancels
+/// `lost` when another instance took the Lease, or when no renewal has
 /// succeeded for longer than the lease duration minus one retry period.
+///
+/// Cancel `release` only after the controller has stopped and its runs have
+/// recorded their requests in flight: a follower that took the Lease sooner
+/// would find those users claimed without an outcome and report them Unknown.
 pub async fn keep(
     client: Client,
     config: LeaseConfig,
     lost: CancellationToken,
-    shutdown: CancellationToken,
+    release: CancellationToken,
 ) {
     let api: Api<Lease> = Api::namespaced(client, &config.namespace);
     let deadline = config.lease_duration.saturating_sub(config.retry_period);
@@ -74,19 +79,30 @@ pub async fn keep(
     loop {
         tokio::select! {
             () = tokio::time::sleep(config.retry_period) => {}
-            () = shutdown.cancelled() => {
-                release(&api, &config).await;
+            () = release.cancelled() => {
+                release_lease(&api, &config).await;
                 return;
             }
         }
-        match try_acquire_or_renew(&api, &config).await {
-            Ok(true) => last_renewed = tokio::time::Instant::now(),
-            Ok(false) => {
+        // A renewal that hangs must not outlast the Lease, so each one
+        // gets one retry period.
+        let renewal =
+            tokio::time::timeout(config.retry_period, try_acquire_or_renew(&api, &config)).await;
+        match renewal {
+            Ok(Ok(true)) => last_renewed = tokio::time::Instant::now(),
+            Ok(Ok(false)) => {
                 warn!(lease = %config.name, "another instance took the Lease; stopping");
                 lost.cancel();
                 return;
             }
-            Err(error) => warn!(lease = %config.name, error = %error, "renewing the Lease failed"),
+            Ok(Err(error)) => {
+                warn!(lease = %config.name, error = %error, "renewing the Lease failed")
+            }
+            Err(_) => warn!(
+                lease = %config.name,
+                timeout_ms = config.retry_period.as_millis() as u64,
+                "renewing the Lease timed out"
+            ),
         }
         if last_renewed.elapsed() > deadline {
             warn!(lease = %config.name, "could not renew the Lease in time; stopping");
@@ -145,7 +161,7 @@ async fn try_acquire_or_renew(api: &Api<Lease>, config: &LeaseConfig) -> Result<
     }
 }
 
-async fn release(api: &Api<Lease>, config: &LeaseConfig) {
+async fn release_lease(api: &Api<Lease>, config: &LeaseConfig) {
     let Ok(Some(mut lease)) = api.get_opt(&config.name).await else {
         return;
     };
