@@ -46,8 +46,9 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
 
-    /// Users claimed per progress write. A crash makes at most this many
-    /// users Unknown; larger values mean fewer API server writes.
+    /// Users claimed per progress write. A crash makes at most 1.5 times
+    /// this many users, plus the requests in flight, Unknown; larger values
+    /// mean fewer API server writes.
     #[arg(long, default_value_t = 200)]
     pub claim_size: usize,
 

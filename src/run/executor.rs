@@ -57,9 +57,10 @@ pub struct ExecutorConfig {
     pub retry: RetryPolicy,
     /// Stop after this many failed users.
     pub max_failures: Option<u64>,
-    /// Users claimed per journal write. A crash turns at most this many
-    /// users into `Unknown`, and a run of N users needs about N / claim_size
-    /// claim writes.
+    /// Users claimed per journal write; a run of N users needs about
+    /// N / claim_size claim writes. The claim grows by this many users once
+    /// half of it is used, so a crash turns at most 1.5 × claim_size users
+    /// plus the requests in flight into `Unknown`.
     pub claim_size: usize,
     /// Longest time a recorded outcome waits before it is written.
     pub flush_interval: Duration,
