@@ -7,7 +7,7 @@
 //! dispatches the next user, and keeps one journal write in flight at a time.
 //! A user is dispatched only when its position is below the durable claim.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -140,6 +140,9 @@ pub async fn execute(
 
     let mut queue: VecDeque<usize> = pending.into();
     let mut workers: JoinSet<(usize, WorkerOutcome)> = JoinSet::new();
+    // List position of each worker's user, to find the user of a worker
+    // that panicked.
+    let mut worker_users: HashMap<tokio::task::Id, usize> = HashMap::new();
     let mut unsaved: Vec<(usize, Outcome)> = Vec::new();
     let mut journal_slot: Option<Box<dyn Journal>> = Some(journal);
     let mut persisting: Fuse<PersistFuture> = Fuse::terminated();
@@ -158,7 +161,8 @@ pub async fn execute(
                 }
                 queue.pop_front();
                 let user_id = user_ids[index].clone();
-                workers.spawn(send_user(index, user_id, shared.clone()));
+                let worker = workers.spawn(send_user(index, user_id, shared.clone()));
+                worker_users.insert(worker.id(), index);
             }
         }
 
@@ -198,13 +202,21 @@ pub async fn execute(
         }
 
         tokio::select! {
-            Some(joined) = workers.join_next(), if !workers.is_empty() => {
+            Some(joined) = workers.join_next_with_id(), if !workers.is_empty() => {
                 let (index, outcome) = match joined {
-                    Ok(pair) => pair,
+                    Ok((worker, pair)) => {
+                        worker_users.remove(&worker);
+                        pair
+                    }
                     Err(error) => {
-                        // A worker panicked: its user may have been sent.
-                        warn!(error = %error, "worker task failed; its user stays claimed and becomes Unknown after a restart");
-                        continue;
+                        // A worker panicked and its user may have been sent.
+                        // Left without an outcome, the user would fall below
+                        // the final claim and be sent again on resume.
+                        let Some(index) = worker_users.remove(&error.id()) else {
+                            continue;
+                        };
+                        warn!(error = %error, index, "worker task failed; its user is recorded as Unknown");
+                        (index, WorkerOutcome::Final(Outcome::worker_failed()))
                     }
                 };
                 match outcome {
