@@ -239,6 +239,11 @@ async fn write_observed_generation(
     apply_status(resource, ctx, &status, "write observedGeneration").await
 }
 
+/// Applies `status`, which was built from the cached `resource`, with the
+/// cached `resourceVersion` as a precondition. Without it a stale cache
+/// could write back an older `status.progress` over a run's last
+/// checkpoint. A conflict means a newer version exists, and its watch
+/// event reconciles again, so the write is skipped.
 async fn apply_status(
     resource: &BulkPasswordReset,
     ctx: &Context,
@@ -252,16 +257,30 @@ async fn apply_status(
     let patch = serde_json::json!({
         "apiVersion": BulkPasswordReset::api_version(&()),
         "kind": BulkPasswordReset::kind(&()),
+        "metadata": {
+            "name": resource.name_any(),
+            "resourceVersion": resource.metadata.resource_version,
+        },
         "status": status,
     });
-    api.patch_status(
-        &resource.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map_err(|source| kube_error(step, resource, source))?;
-    Ok(())
+    let result = api
+        .patch_status(
+            &resource.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(patch),
+        )
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(problem)) if problem.code == 409 => {
+            debug!(
+                step,
+                "resource changed since it was cached; skipping the status write"
+            );
+            Ok(())
+        }
+        Err(source) => Err(kube_error(step, resource, source)),
+    }
 }
 
 fn kube_error(step: &'static str, resource: &BulkPasswordReset, source: kube::Error) -> Error {

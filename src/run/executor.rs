@@ -27,7 +27,7 @@ use crate::mas::{
 };
 use crate::metrics::Metrics;
 
-/// Request the run sends for each user.
+/// What the run does for each user.
 pub enum Action {
     /// `POST /v3/users/{id}/password`.
     Reset {
@@ -51,22 +51,22 @@ pub struct Settings {
 
 /// Fixed settings of one run.
 pub struct ExecutorConfig {
-    /// Request to send.
+    /// What to send.
     pub action: Action,
     /// Retry policy per user.
     pub retry: RetryPolicy,
     /// Stop after this many failed users.
     pub max_failures: Option<u64>,
-    /// Users claimed per journal write. The claim grows by this much when
-    /// half of it is left, so a crash turns at most 1.5 × claim_size users
-    /// plus the concurrency into `Unknown`; a run of N users needs about
-    /// N / claim_size claim writes.
+    /// Users claimed per journal write; a run of N users needs about
+    /// N / claim_size claim writes. The claim grows by this many users once
+    /// half of it is used, so a crash turns at most 1.5 × claim_size users
+    /// plus the requests in flight into `Unknown`.
     pub claim_size: usize,
-    /// Maximum time a recorded outcome waits before it is written.
+    /// Longest time a recorded outcome waits before it is written.
     pub flush_interval: Duration,
 }
 
-/// Reason the executor returned.
+/// Why the executor returned.
 #[derive(Debug)]
 pub enum StopReason {
     /// Every user has an outcome.
@@ -91,7 +91,7 @@ enum WorkerOutcome {
     AuthenticationFailed(AuthError),
 }
 
-/// State every worker of a run shares.
+/// What every worker of a run shares.
 struct WorkerShared {
     client: MasClient,
     tokens: TokenProvider,
@@ -140,7 +140,9 @@ pub async fn execute(
 
     let mut queue: VecDeque<usize> = pending.into();
     let mut workers: JoinSet<(usize, WorkerOutcome)> = JoinSet::new();
-    let mut in_flight: HashMap<tokio::task::Id, usize> = HashMap::new();
+    // List position of each worker's user, to find the user of a worker
+    // that panicked.
+    let mut worker_users: HashMap<tokio::task::Id, usize> = HashMap::new();
     let mut unsaved: Vec<(usize, Outcome)> = Vec::new();
     let mut journal_slot: Option<Box<dyn Journal>> = Some(journal);
     let mut persisting: Fuse<PersistFuture> = Fuse::terminated();
@@ -159,8 +161,8 @@ pub async fn execute(
                 }
                 queue.pop_front();
                 let user_id = user_ids[index].clone();
-                let handle = workers.spawn(send_user(index, user_id, shared.clone()));
-                in_flight.insert(handle.id(), index);
+                let worker = workers.spawn(send_user(index, user_id, shared.clone()));
+                worker_users.insert(worker.id(), index);
             }
         }
 
@@ -202,21 +204,19 @@ pub async fn execute(
         tokio::select! {
             Some(joined) = workers.join_next_with_id(), if !workers.is_empty() => {
                 let (index, outcome) = match joined {
-                    Ok((id, pair)) => {
-                        in_flight.remove(&id);
+                    Ok((worker, pair)) => {
+                        worker_users.remove(&worker);
                         pair
                     }
                     Err(error) => {
-                        // A worker panicked: its request may have been sent.
-                        let Some(index) = in_flight.remove(&error.id()) else { continue };
-                        warn!(error = %error, index, "worker task failed; recording its user as Unknown");
-                        (index, WorkerOutcome::Final(Outcome {
-                            result: UserResult::Unknown,
-                            http_status: None,
-                            error_id: None,
-                            message: Some("internal error while sending; check the user in MAS".to_owned()),
-                            attempts: 0,
-                        }))
+                        // A worker panicked and its user may have been sent.
+                        // Left without an outcome, the user would fall below
+                        // the final claim and be sent again on resume.
+                        let Some(index) = worker_users.remove(&error.id()) else {
+                            continue;
+                        };
+                        warn!(error = %error, index, "worker task failed; its user is recorded as Unknown");
+                        (index, WorkerOutcome::Final(Outcome::worker_failed()))
                     }
                 };
                 match outcome {
