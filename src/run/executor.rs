@@ -317,9 +317,9 @@ async fn send_user_attempts(user_id: &str, shared: &WorkerShared) -> WorkerOutco
             return stopped(maybe_applied, attempts);
         }
 
-        let rate = shared.settings.borrow().requests_per_second;
+        let settings = &shared.settings;
         tokio::select! {
-            () = shared.pacer.wait(rate) => {}
+            () = shared.pacer.wait(|| settings.borrow().requests_per_second) => {}
             () = shared.cancel.cancelled() => return stopped(maybe_applied, attempts),
         }
 
