@@ -72,18 +72,20 @@ pub fn spawn(ctx: Arc<Context>, resource: Arc<BulkPasswordReset>) {
         async move {
             let parked = run(&ctx, &resource, cancel, settings_rx).await;
 
+            // Park before leaving `runs`: a reconcile in between would find
+            // neither and start the run again at once.
+            if let Some(parked) = parked {
+                ctx.parked
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(uid.clone(), parked);
+            }
             {
                 let mut runs = ctx
                     .runs
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 runs.remove(&uid);
-            }
-            if let Some(parked) = parked {
-                ctx.parked
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .insert(uid, parked);
             }
             let _ = finished_tx.send(true);
             // Reconcile again now that no task runs: a final phase does
