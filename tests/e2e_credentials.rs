@@ -166,6 +166,12 @@ async fn api_key_token_renewed_before_expiry_and_after_revocation() {
         );
     }
 
+    eprintln!(
+        "api key: {} authentications, {} calls got 401 after the revocation",
+        authentications.len(),
+        rejected.len()
+    );
+
     operator.terminate().await;
     simulator.shutdown().await;
 }
@@ -281,6 +287,11 @@ async fn revoked_token_pauses_until_secret_changes() {
             assert_eq!(calls.len(), 1, "{user} was sent again: {calls:?}");
         }
     }
+    eprintln!(
+        "static token: paused after {calls_while_paused} calls, {} got 401, {} calls in all",
+        rejected.len(),
+        ledger.len()
+    );
 
     operator.terminate().await;
     simulator.shutdown().await;

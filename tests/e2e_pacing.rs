@@ -72,6 +72,8 @@ async fn requests_per_second_bounds_every_window() {
     let ledger = simulator.ledger();
     assert!(ledger.len() > users.len(), "no call was retried");
     assert_at_most_per_second(&arrivals(&ledger), RATE, "requestsPerSecond 20");
+    let (most, _) = max_in_window(&arrivals(&ledger), 1_000);
+    eprintln!("rate: {} calls, at most {most} in one second", ledger.len());
 
     operator.terminate().await;
     simulator.shutdown().await;
@@ -105,6 +107,7 @@ async fn concurrency_bounds_calls_in_flight() {
     let peak = simulator.peak_concurrent_requests();
     assert!(peak <= CONCURRENCY, "{peak} requests in flight at once");
     assert!(peak > 1, "requests never overlapped");
+    eprintln!("in flight: peak {peak} at concurrency {CONCURRENCY}");
 
     operator.terminate().await;
     simulator.shutdown().await;
@@ -159,6 +162,10 @@ async fn live_changes_apply_without_restart() {
     let ledger = simulator.ledger();
     let tail = arrivals(&ledger[ledger.len() - 20..]);
     assert_at_most_per_second(&tail, 5, "requestsPerSecond 5, last 20 calls");
+    eprintln!(
+        "live: peak {slow_peak} then {fast_peak}; at most {fast_most} calls in one second at 40, {} at 5",
+        max_in_window(&tail, 1_000).0
+    );
 
     // One run from start to end: every user once, no restart.
     let applied = simulator.ledger_applied_counts();

@@ -64,6 +64,10 @@ async fn max_failures_stops_sending() {
     assert!(counts.not_sent > 0, "{counts:?}");
     assert_eq!(counts.done + counts.not_sent, counts.total, "{counts:?}");
     assert_eq!(calls_at_stop as i64, counts.done, "one call per user done");
+    eprintln!(
+        "maxFailures: stopped after {calls_at_stop} calls, {} failed, {} not sent",
+        counts.failed, counts.not_sent
+    );
 
     assert_no_calls_for(&simulator, QUIET, "stopped run sent").await;
     let events =
