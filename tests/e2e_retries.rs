@@ -142,7 +142,7 @@ async fn faults_are_retried_within_limits() {
                 ],
                 rate_500: 0.05,
                 rate_503: 0.05,
-                rate_abort_connection: 0.10,
+                rate_abort_connection: 0.05,
                 ..RandomFaults::default()
             }),
             ..FaultPlan::default()
