@@ -17,6 +17,9 @@ use crate::userlist::{self, ParseOptions, Source, UserList};
 /// Default seconds to wait for one MAS response.
 const DEFAULT_REQUEST_TIMEOUT_SECONDS: i32 = 30;
 
+/// Maximum time for the TCP connect plus TLS handshake of one request.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Everything a run reads from the cluster before it sends anything.
 pub struct RunInputs {
     /// The parsed user list.
@@ -33,7 +36,7 @@ pub struct RunInputs {
     pub client_config: ClientConfig,
 }
 
-/// Error from reading the inputs.
+/// Why the inputs could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The user must fix an input.
@@ -60,7 +63,7 @@ impl AllowedHosts {
         )
     }
 
-    /// Returns whether `host` may be called.
+    /// Whether `host` may be called.
     pub fn allows(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
         self.0.is_empty()
@@ -273,11 +276,17 @@ async fn client_config(
             .unwrap_or(false),
         allow_http,
         request_timeout,
-        // The client requires the connect timeout to be the shorter one, so
-        // that a timeout during connect is told apart from one after sending.
-        connect_timeout: (request_timeout / 2).min(Duration::from_secs(10)),
+        connect_timeout: connect_timeout(request_timeout),
         max_idle_per_host: spec.concurrency.unwrap_or(4).max(1) as usize,
     })
+}
+
+/// Returns the connect timeout for `request_timeout`: at most
+/// [`MAX_CONNECT_TIMEOUT`] and half of it. The MAS client requires it to be
+/// shorter than the request timeout, so that a request timeout always means
+/// the connection was made and the request may have reached MAS.
+fn connect_timeout(request_timeout: Duration) -> Duration {
+    MAX_CONNECT_TIMEOUT.min(request_timeout / 2)
 }
 
 async fn read_object_key(
@@ -416,6 +425,26 @@ fn namespace_of(resource: &BulkPasswordReset) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_timeout_shorter_than_every_request_timeout() {
+        for seconds in [1, 2, 3, 10, 20, 21, 30, 600] {
+            let request = Duration::from_secs(seconds);
+
+            let connect = connect_timeout(request);
+
+            assert!(connect < request, "request timeout {seconds}s");
+            assert!(connect <= MAX_CONNECT_TIMEOUT, "request timeout {seconds}s");
+        }
+        assert_eq!(
+            connect_timeout(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            connect_timeout(Duration::from_secs(30)),
+            MAX_CONNECT_TIMEOUT
+        );
+    }
 
     #[test]
     fn allowed_hosts_empty_allows_any() {

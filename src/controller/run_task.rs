@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kube::ResourceExt;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
 use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -75,18 +75,20 @@ pub fn spawn(ctx: Arc<Context>, resource: Arc<BulkPasswordReset>) {
         async move {
             let parked = run(&ctx, &resource, cancel, settings_rx, &deleting).await;
 
+            // Park before leaving `runs`: a reconcile in between would find
+            // neither and start the run again at once.
+            if let Some(parked) = parked {
+                ctx.parked
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(uid.clone(), parked);
+            }
             {
                 let mut runs = ctx
                     .runs
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 runs.remove(&uid);
-            }
-            if let Some(parked) = parked {
-                ctx.parked
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .insert(uid, parked);
             }
             let _ = finished_tx.send(true);
             // Reconcile again now that no task runs: a final phase does
@@ -421,6 +423,12 @@ async fn finish(
             info!(%summary, "run stopped for operator shutdown; it resumes on the next start");
             return None;
         }
+        // The finalizer cancelled the run and deletes its results next; a
+        // Paused phase and a Suspended Event would be false.
+        StopReason::Cancelled if is_being_deleted(ctx, resource).await => {
+            info!(%summary, "run stopped because its resource is being deleted");
+            return None;
+        }
         StopReason::Cancelled => (
             PhaseReason::new(
                 Phase::Paused,
@@ -473,6 +481,26 @@ async fn finish(
     )
     .await;
     parked
+}
+
+/// Returns whether the resource is gone, replaced by one of the same name,
+/// or has a deletion timestamp. When it cannot be read, it counts as not
+/// deleted.
+async fn is_being_deleted(ctx: &Context, resource: &BulkPasswordReset) -> bool {
+    let api: Api<BulkPasswordReset> = Api::namespaced(
+        ctx.client.clone(),
+        &resource.namespace().unwrap_or_default(),
+    );
+    match api.get_opt(&resource.name_any()).await {
+        Ok(Some(live)) => {
+            live.metadata.deletion_timestamp.is_some() || live.uid() != resource.uid()
+        }
+        Ok(None) => true,
+        Err(error) => {
+            warn!(error = %error, "reading the resource failed; reporting the stop as a suspend");
+            false
+        }
+    }
 }
 
 /// Writes a phase for a run that has not started sending.

@@ -330,9 +330,9 @@ async fn send_user_attempts(user_id: &str, shared: &WorkerShared) -> WorkerOutco
             return stopped(maybe_applied, attempts);
         }
 
-        let rate = shared.settings.borrow().requests_per_second;
+        let settings = &shared.settings;
         tokio::select! {
-            () = shared.pacer.wait(rate) => {}
+            () = shared.pacer.wait(|| settings.borrow().requests_per_second) => {}
             () = shared.cancel.cancelled() => return stopped(maybe_applied, attempts),
         }
 
@@ -405,8 +405,11 @@ fn outcome_of(result: UserResult, attempt: &Attempt, attempts: u32) -> Outcome {
             error.as_ref().and_then(|error| error.id.clone()),
             error.as_ref().and_then(|error| error.message.clone()),
         ),
-        Attempt::NotSent { detail, .. } | Attempt::Indeterminate { detail, .. } => {
-            (None, None, Some(detail.clone()))
+        // The summary names the failed step ("not sent (connect)", "outcome
+        // unknown (timeout)") before the cause, so the result table shows
+        // whether MAS may have received the request.
+        Attempt::NotSent { .. } | Attempt::Indeterminate { .. } => {
+            (None, None, Some(attempt.to_string()))
         }
     };
     Outcome {
