@@ -283,7 +283,7 @@ async fn spec_immutable_after_create() {
     )
     .await
     .unwrap();
-    let immutable_message = "spec is immutable except suspend, concurrency and requestsPerSecond: create a BulkPasswordReset with a new name for a new run";
+    let immutable_message = "spec is immutable except suspend, concurrency, requestsPerSecond and retryUnknown: create a BulkPasswordReset with a new name for a new run";
 
     let url_change = json!({ "spec": { "masApiUrl": "https://api.inst2.mas.example.com" } });
     let rejected = api

@@ -66,12 +66,29 @@ async fn apply(resource: Arc<BulkPasswordReset>, ctx: Arc<Context>) -> Result<Ac
     let phase = status.phase;
     let generation = resource.metadata.generation;
 
-    // A finished run stays finished; only observedGeneration follows spec edits.
+    // A finished run stays finished; only observedGeneration follows spec
+    // edits. The one exception is an explicit request: retryUnknown set to
+    // true by a spec edit after the run ended with Unknown users.
     if matches!(
         phase,
         Some(Phase::Succeeded | Phase::PartiallyFailed | Phase::Failed)
     ) {
-        if status.observed_generation != generation {
+        let edited = status.observed_generation != generation;
+        let unknown = status.counts.as_ref().map_or(0, |counts| counts.unknown);
+        let running = ctx
+            .runs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains_key(&uid);
+        if edited && unknown > 0 && resource.spec.retry_unknown == Some(true) && !running {
+            info!(
+                unknown,
+                "retryUnknown set on a finished run; sending its Unknown users again"
+            );
+            run_task::spawn(ctx, resource);
+            return Ok(Action::requeue(RUNNING_RESYNC));
+        }
+        if edited {
             write_observed_generation(&resource, &ctx).await?;
         }
         return Ok(Action::await_change());

@@ -92,8 +92,11 @@ pub fn spawn(ctx: Arc<Context>, resource: Arc<BulkPasswordReset>) {
             }
             let _ = finished_tx.send(true);
             // Reconcile again now that no task runs: a final phase does
-            // nothing, a parked run requeues itself.
-            let _ = ctx.trigger.send(ObjectRef::from_obj(&*resource));
+            // nothing, a parked run requeues itself. A deleted resource is
+            // gone from the controller's cache, so it is not triggered.
+            if !deleting.load(Ordering::Relaxed) {
+                let _ = ctx.trigger.send(ObjectRef::from_obj(&*resource));
+            }
         }
         .instrument(span),
     );
