@@ -59,11 +59,39 @@ pub async fn print(args: ResultsArgs) -> anyhow::Result<()> {
     .await?;
 
     let mut out = std::io::stdout().lock();
-    match args.output {
-        Format::Table => write_table(&mut out, &resource, &records)?,
-        Format::Csv => write_csv(&mut out, &records)?,
+    let written = write(&mut out, args.output, &resource, &records);
+    match written {
+        // A reader such as `head` that stops early is not an error.
+        Err(error) if is_broken_pipe(&error) => Ok(()),
+        other => other,
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<csv::Error>()
+                .is_some_and(|csv| matches!(csv.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe))
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .is_some_and(|json| json.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
+fn write(
+    out: &mut impl Write,
+    format: Format,
+    resource: &BulkPasswordReset,
+    records: &[ResultRecord],
+) -> anyhow::Result<()> {
+    match format {
+        Format::Table => write_table(out, resource, records)?,
+        Format::Csv => write_csv(out, records)?,
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &records)?;
+            serde_json::to_writer_pretty(&mut *out, records)?;
             writeln!(out)?;
         }
     }
@@ -152,6 +180,8 @@ fn spreadsheet_safe(value: &str) -> String {
 }
 
 fn write_csv(out: &mut impl Write, records: &[ResultRecord]) -> anyhow::Result<()> {
+    // A byte-order mark makes Excel read the file as UTF-8.
+    out.write_all("\u{feff}".as_bytes())?;
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record([
         "source",

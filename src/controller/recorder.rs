@@ -76,6 +76,11 @@ impl RunRecorder {
         }
     }
 
+    /// Rows of the list that are not sent: rejected values and duplicates.
+    pub fn rows_not_sent(&self) -> usize {
+        self.users.rejected.len() + self.users.duplicates.len()
+    }
+
     /// Name of the operator instance this recorder writes as.
     pub fn holder(&self) -> &str {
         &self.holder

@@ -371,15 +371,32 @@ async fn finish(
     credentials_version: &str,
 ) -> Option<Parked> {
     let counts = state.counts();
-    let summary = format!(
-        "{} succeeded, {} failed, {} unknown, {} not sent of {} users",
-        counts.succeeded,
-        counts.failed,
-        counts.unknown,
-        counts.remaining(),
-        counts.total
-    );
     let dry_run = resource.spec.dry_run.unwrap_or(false);
+    let mut summary = if dry_run {
+        format!(
+            "dry run: {} of {} users found in MAS, {} not found or failed, {} unknown, {} not looked up; no password was changed",
+            counts.succeeded,
+            counts.total,
+            counts.failed,
+            counts.unknown,
+            counts.remaining()
+        )
+    } else {
+        format!(
+            "{} succeeded, {} failed, {} unknown, {} not sent of {} users",
+            counts.succeeded,
+            counts.failed,
+            counts.unknown,
+            counts.remaining(),
+            counts.total
+        )
+    };
+    let skipped_rows = recorder.lock().await.rows_not_sent();
+    if skipped_rows > 0 {
+        summary.push_str(&format!(
+            "; {skipped_rows} rows rejected or duplicate, see status.rejectedRows"
+        ));
+    }
 
     let (why, event_type, parked, final_phase) = match stop {
         StopReason::Completed => {
