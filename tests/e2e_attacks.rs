@@ -279,7 +279,7 @@ async fn results_deleted_while_paused_sends_nobody_twice() {
     );
 }
 
-/// A fake MAS on 127.0.0.1 that answers every request with `response`,
+/// A fake MAS on 127.0.0.1 that sends `response` to every request,
 /// closes the connection, and counts the requests it read.
 struct RawServer {
     base_url: String,
@@ -756,7 +756,7 @@ async fn base_rbac_allows_a_whole_run() {
 /// Kubernetes rejects a ConfigMap whose data is larger than 1 MiB.
 const CONFIG_MAP_MAX_BYTES: usize = 1024 * 1024;
 
-/// A result chunk holds 1000 rows, so each row must stay below about 1 KiB.
+/// A result chunk contains 1000 rows, so each row must stay below about 1 KiB.
 /// The fields are bounded in characters, not bytes: a 256-byte ID of
 /// characters that JSON escapes, a `configmap/key` source of up to 507 bytes,
 /// and a MAS message and error id of 200 characters each, which in CJK text
@@ -838,9 +838,9 @@ async fn url_fragment_is_reported_as_invalid_url() {
     );
 }
 
-/// MAS allows 8 requests at once and answers 429 beyond that. A run with
+/// MAS allows 8 requests at once and returns 429 beyond that. A run with
 /// `concurrency: 64` must slow down and reset every user, not mark users
-/// Failed, which is final, after five 429 answers.
+/// Failed, which is final, after five 429 responses.
 #[tokio::test]
 #[ignore = "defect: 429 answers fail users for good instead of slowing the run down"]
 async fn rate_limited_users_are_not_failed() {
