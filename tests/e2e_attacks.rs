@@ -450,7 +450,6 @@ async fn redirect_to_other_host_is_not_followed() {
 /// produces an error whose message must stay short: it is copied into three
 /// conditions, an Event and the log.
 #[tokio::test]
-#[ignore = "defect: the DuplicateColumn message lists every column, so status grows without bound"]
 async fn repeated_column_header_error_stays_bounded() {
     let plane = mas_reset_harness::shared().await;
     install_crds(plane).await;
@@ -481,7 +480,6 @@ async fn repeated_column_header_error_stays_bounded() {
 /// error of the credentials Secret: the run must wait for a fixed Secret,
 /// not end with every user Failed, which is final and never resumes.
 #[tokio::test]
-#[ignore = "defect: an unusable token fails every user instead of pausing for a fixed Secret"]
 async fn token_with_line_break_does_not_fail_users() {
     let plane = mas_reset_harness::shared().await;
     install_crds(plane).await;
@@ -763,7 +761,6 @@ const CONFIG_MAP_MAX_BYTES: usize = 1024 * 1024;
 /// take 3 bytes per character. A chunk of such rows is rejected by the API
 /// server, so the run can record no progress and stops for good.
 #[test]
-#[ignore = "defect: 1000 rows of long but valid values exceed the 1 MiB ConfigMap limit"]
 fn result_chunk_of_long_rows_fits_a_config_map() {
     use mas_reset_operator::controller::results::{self, ResultRecord};
     use mas_reset_operator::run::{Outcome, UserResult};
@@ -921,7 +918,6 @@ async fn short_timeout_makes_users_unknown_once() {
 /// and the conditions' `observedGeneration` must follow it while the run
 /// goes on, as the API conventions ask.
 #[tokio::test]
-#[ignore = "defect: observedGeneration stays behind spec edits until the run ends"]
 async fn observed_generation_follows_edit_mid_run() {
     let plane = mas_reset_harness::shared().await;
     install_crds(plane).await;
@@ -1092,7 +1088,6 @@ async fn ipv6_url_with_port_runs() {
 /// error text hands back the API key in base64. The cleaned message that
 /// reaches status, Events and the log must not carry it.
 #[tokio::test]
-#[ignore = "defect: the base64 Basic credentials echoed by MAS are not redacted"]
 async fn echoed_basic_credentials_stay_out_of_status() {
     use base64::Engine as _;
 

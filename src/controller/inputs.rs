@@ -371,7 +371,9 @@ fn secret_value(
     };
     let text = std::str::from_utf8(&bytes.0).map_err(|_| invalid())?;
     let text = text.trim_end_matches(['\r', '\n']);
-    if text.is_empty() {
+    // A credential travels in an HTTP header or body, where a line break or
+    // other control character would break the request for every user.
+    if text.is_empty() || text.chars().any(char::is_control) {
         return Err(invalid());
     }
     Ok(SecretString::new(text))

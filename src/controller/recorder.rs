@@ -181,6 +181,18 @@ impl RunRecorder {
         self.status.users_omitted = (omitted > 0).then_some(omitted);
     }
 
+    /// Moves `observedGeneration` to the generation last read, so that a
+    /// spec edit during the run (suspend, pacing) shows as observed.
+    fn follow_generation(&mut self) {
+        if self.status.observed_generation == self.generation {
+            return;
+        }
+        self.status.observed_generation = self.generation;
+        for condition in &mut self.status.conditions {
+            condition.observed_generation = self.generation;
+        }
+    }
+
     /// Writes the chunks that `checkpoint` touches, then status.
     async fn persist_checkpoint(&mut self, checkpoint: Checkpoint) -> Result<(), JournalError> {
         let mut touched = BTreeSet::new();
@@ -209,6 +221,7 @@ impl RunRecorder {
         counts.not_sent = 0;
         self.status.counts = Some(counts);
         self.update_progress(checkpoint.claimed);
+        self.follow_generation();
         self.write_status().await
     }
 
@@ -268,6 +281,7 @@ impl RunRecorder {
 
             if is_conflict(&error) {
                 self.check_still_holder().await?;
+                self.follow_generation();
                 continue;
             }
             if is_not_found(&error) {

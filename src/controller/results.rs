@@ -2,9 +2,10 @@
 //!
 //! Users are split by list position into chunks of [`ROWS_PER_CHUNK`]; chunk
 //! `k` is ConfigMap `<run>-results-<k>` with one JSON line per user under key
-//! `results.jsonl`. A row is at most about 700 bytes (a 256-byte ID, a
-//! 200-character message and the fields), so a chunk stays below the 1 MiB
-//! ConfigMap limit.
+//! `results.jsonl`. A row can reach about 2,400 bytes (a 256-byte ID that
+//! JSON escapes, a long source name, a 200-character message of 3-byte
+//! characters and the fields), so 400 rows stay below the 1 MiB ConfigMap
+//! limit.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +19,7 @@ use crate::api::FIELD_MANAGER;
 use crate::run::Outcome;
 
 /// Users per result ConfigMap.
-pub const ROWS_PER_CHUNK: usize = 1000;
+pub const ROWS_PER_CHUNK: usize = 400;
 
 /// Key of the JSON lines in each result ConfigMap.
 pub const RESULTS_KEY: &str = "results.jsonl";

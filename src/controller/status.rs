@@ -15,6 +15,11 @@ pub const INLINE_ALL_USERS_MAX: usize = 50;
 /// well below the 1.5 MiB object limit of etcd whatever the list size.
 pub const INLINE_USERS_CAP: usize = 100;
 
+/// Condition messages are cut to this many bytes, so that a message built
+/// from user input (such as a header with thousands of columns) cannot grow
+/// status without bound.
+pub const MAX_CONDITION_MESSAGE_BYTES: usize = 1024;
+
 /// At most this many rejected rows are shown inline.
 pub const REJECTED_ROWS_CAP: usize = 50;
 
@@ -69,7 +74,7 @@ pub fn set_phase(status: &mut BulkPasswordResetStatus, why: &PhaseReason, genera
             type_: type_.to_owned(),
             status: value.to_owned(),
             reason: why.reason.clone(),
-            message: why.message.clone(),
+            message: super::context::truncate(why.message.clone(), MAX_CONDITION_MESSAGE_BYTES),
             observed_generation: generation,
             last_transition_time,
         }

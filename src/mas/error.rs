@@ -92,8 +92,29 @@ pub fn clean_message(raw: &str, secrets: &[&SecretString]) -> String {
         }
     }
     let text = redact_jwt_like(&text);
+    let text = redact_after_auth_scheme(&text);
 
     truncate_chars(&text, MAX_MESSAGE_CHARS)
+}
+
+/// Replaces the word after `Basic` or `Bearer` with `[redacted]`, because a
+/// server that echoes an `Authorization` header would otherwise put the
+/// base64 of `id:token` into the message.
+fn redact_after_auth_scheme(text: &str) -> String {
+    let mut output: Vec<&str> = Vec::new();
+    let mut redact_next = false;
+    for word in text.split(' ') {
+        if redact_next && !word.is_empty() {
+            output.push(REDACTED);
+        } else {
+            output.push(word);
+        }
+        let scheme = word
+            .trim_matches(|c: char| !c.is_ascii_alphabetic())
+            .to_ascii_lowercase();
+        redact_next = scheme == "basic" || scheme == "bearer";
+    }
+    output.join(" ")
 }
 
 /// Removes control and invisible formatting characters and collapses
@@ -240,6 +261,29 @@ pub enum ClientError {
     /// The HTTP client could not be built.
     #[error("failed to build the HTTP client: {detail}")]
     Build { detail: String },
+}
+
+#[cfg(test)]
+mod auth_scheme_tests {
+    use super::*;
+
+    #[test]
+    fn clean_message_redacts_echoed_basic_credentials() {
+        let cleaned = clean_message(
+            "rejected header Authorization: Basic YWRtaW46c2VjcmV0 for user",
+            &[],
+        );
+
+        assert!(!cleaned.contains("YWRtaW46c2VjcmV0"));
+        assert!(cleaned.contains("Basic [redacted] for user"));
+    }
+
+    #[test]
+    fn clean_message_redacts_bearer_token() {
+        let cleaned = clean_message("got Bearer abc.def.ghi", &[]);
+
+        assert_eq!(cleaned, "got Bearer [redacted]");
+    }
 }
 
 #[cfg(test)]

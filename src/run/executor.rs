@@ -338,7 +338,7 @@ async fn send_user_attempts(user_id: &str, shared: &WorkerShared) -> WorkerOutco
 
         let token = match shared.tokens.token().await {
             Ok(token) => token,
-            Err(error) => return WorkerOutcome::AuthenticationFailed(error),
+            Err(error) => return authentication_failed(error, maybe_applied, attempts),
         };
 
         attempts += 1;
@@ -386,14 +386,32 @@ async fn send_user_attempts(user_id: &str, shared: &WorkerShared) -> WorkerOutco
                 // A 401 applied nothing. Renew the token at most twice per
                 // user, so a key that keeps failing cannot loop.
                 if renewals >= 2 {
-                    return WorkerOutcome::AuthenticationFailed(AuthError::TokenRejected);
+                    return authentication_failed(
+                        AuthError::TokenRejected,
+                        maybe_applied,
+                        attempts,
+                    );
                 }
                 renewals += 1;
                 if let Err(error) = shared.tokens.on_unauthorized(&token).await {
-                    return WorkerOutcome::AuthenticationFailed(error);
+                    return authentication_failed(error, maybe_applied, attempts);
                 }
             }
         }
+    }
+}
+
+/// Outcome of a user whose credentials were rejected. A 401 applied nothing,
+/// but an earlier attempt without an answer may have, and then the user is
+/// Unknown instead of going back to the queue.
+fn authentication_failed(
+    error: AuthError,
+    maybe_applied: Option<Attempt>,
+    attempts: u32,
+) -> WorkerOutcome {
+    match maybe_applied {
+        Some(attempt) => WorkerOutcome::Final(outcome_of(UserResult::Unknown, &attempt, attempts)),
+        None => WorkerOutcome::AuthenticationFailed(error),
     }
 }
 
