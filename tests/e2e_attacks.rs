@@ -55,7 +55,6 @@ async fn event_texts(client: &Client, namespace: &str) -> Vec<String> {
 /// the operator send users again: the users it sent since the last
 /// checkpoint have no result row and are below the claim it lost.
 #[tokio::test]
-#[ignore = "defect: deleting status.progress mid-run makes the next run task re-send users"]
 async fn progress_deleted_mid_run_sends_nobody_twice() {
     let plane = mas_reset_harness::shared().await;
     install_crds(plane).await;

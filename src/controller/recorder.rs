@@ -326,7 +326,14 @@ impl RunRecorder {
         };
         let own_write =
             server.is_some_and(|server| server.holder.as_deref() == Some(self.holder.as_str()));
-        if !unchanged && !own_write {
+        // Progress removed from the server (by hand, or a status reset) was
+        // not written by another instance, which would have left its holder:
+        // this recorder still knows the claim, so it writes it back.
+        let removed = server.is_none() && ours.is_some();
+        if removed {
+            warn!(run = %self.name, "status.progress was removed; writing it back");
+        }
+        if !unchanged && !own_write && !removed {
             return Err(JournalError::Fenced {
                 detail: format!(
                     "status.progress.holder is now {:?}",

@@ -187,6 +187,26 @@ async fn run(
             return Some(parked_for(TRANSIENT_RETRY, None));
         }
     };
+    // Results without progress marks: the claim is lost, so nobody can
+    // tell which users above the recorded ones were sent. Wait for a person.
+    if previous.progress.is_none() && !records.is_empty() {
+        let message = "status.progress is missing but result ConfigMaps exist, so the operator cannot tell which users were already sent; nothing more is sent. Check the results, then create a new BulkPasswordReset for the users without a result".to_owned();
+        warn!(
+            recorded = records.len(),
+            "progress marks lost; not resuming"
+        );
+        let why = PhaseReason::new(Phase::Paused, "ProgressLost", message.clone());
+        write_phase_only(ctx, resource, recorder_holder(&recorder), &why).await;
+        ctx.publish(
+            resource,
+            EventType::Warning,
+            "ProgressLost",
+            "Resume",
+            message,
+        )
+        .await;
+        return Some(parked_for(CREDENTIALS_RETRY, None));
+    }
     let claimed = previous
         .progress
         .as_ref()
