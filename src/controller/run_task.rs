@@ -260,10 +260,11 @@ async fn run(
         (
             "Started",
             format!(
-                "started: {total} users, {} rejected rows, {} duplicate rows, {} blank rows",
+                "started: {total} users, {} rejected rows, {} duplicate rows, {} blank rows{}",
                 list.rejected.len(),
                 list.duplicates.len(),
-                list.skipped_rows
+                list.skipped_rows,
+                list_details(list)
             ),
         )
     };
@@ -520,6 +521,23 @@ fn rejected_rows(users: &crate::userlist::UserList, sources: &[String]) -> Vec<R
         ),
     });
     rejected.chain(duplicates).take(REJECTED_ROWS_CAP).collect()
+}
+
+/// Describes how the list was read, for the Started Event: trimmed values and the
+/// parser's notes (delimiter, column, encoding).
+fn list_details(list: &crate::userlist::UserList) -> String {
+    let mut details = String::new();
+    if list.trimmed_values > 0 {
+        details.push_str(&format!(
+            "; {} user IDs had surrounding spaces removed",
+            list.trimmed_values
+        ));
+    }
+    for note in &list.notes {
+        details.push_str("; ");
+        details.push_str(note);
+    }
+    details
 }
 
 fn parked_for(wait: Duration, credentials_version: Option<String>) -> Parked {
