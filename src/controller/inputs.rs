@@ -227,22 +227,23 @@ async fn client_config(
     let spec = &resource.spec;
     let allow_http = spec.allow_insecure_http.unwrap_or(false);
 
+    let shown_url = redact_url(&spec.mas_api_url);
     let url = reqwest::Url::parse(&spec.mas_api_url).map_err(|error| InputError::InvalidUrl {
-        url: spec.mas_api_url.clone(),
+        url: shown_url.clone(),
         detail: error.to_string(),
     })?;
     let scheme_ok = url.scheme() == "https" || (allow_http && url.scheme() == "http");
     if !scheme_ok {
         return Err(InputError::InvalidUrl {
-            url: spec.mas_api_url.clone(),
+            url: shown_url,
             detail: "the scheme must be https (or http with allowInsecureHttp: true)".to_owned(),
         }
         .into());
     }
     if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
         return Err(InputError::InvalidUrl {
-            url: spec.mas_api_url.clone(),
-            detail: "the URL must not contain credentials or a query".to_owned(),
+            url: shown_url,
+            detail: "the URL must not contain credentials or a query; put credentials in the credentials Secret".to_owned(),
         }
         .into());
     }
@@ -275,6 +276,47 @@ async fn client_config(
         connect_timeout: Duration::from_secs(10),
         max_idle_per_host: spec.concurrency.unwrap_or(4).max(1) as usize,
     })
+}
+
+/// Returns `url` for messages, with user information (`user:password@`),
+/// query and fragment replaced by `[redacted]`, because a URL written with
+/// credentials in it must not carry them into status, Events and logs. Works
+/// on text that does not parse as a URL, too.
+fn redact_url(url: &str) -> String {
+    const REDACTED: &str = "[redacted]";
+
+    let (before_fragment, fragment) = match url.split_once('#') {
+        Some((head, _)) => (head, Some(REDACTED)),
+        None => (url, None),
+    };
+    let (before_query, query) = match before_fragment.split_once('?') {
+        Some((head, _)) => (head, Some(REDACTED)),
+        None => (before_fragment, None),
+    };
+
+    let authority_start = before_query.find("://").map_or(0, |index| index + 3);
+    let (scheme, rest) = before_query.split_at(authority_start);
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let mut shown = scheme.to_owned();
+    match authority.rfind('@') {
+        Some(at) => {
+            shown.push_str(REDACTED);
+            shown.push_str(&authority[at..]);
+        }
+        None => shown.push_str(authority),
+    }
+    shown.push_str(path);
+
+    if let Some(query) = query {
+        shown.push('?');
+        shown.push_str(query);
+    }
+    if let Some(fragment) = fragment {
+        shown.push('#');
+        shown.push_str(fragment);
+    }
+    shown
 }
 
 async fn read_object_key(
@@ -413,6 +455,30 @@ fn namespace_of(resource: &BulkPasswordReset) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_url_hides_user_information_and_query() {
+        let cases = [
+            (
+                "https://api.example.com/base",
+                "https://api.example.com/base",
+            ),
+            (
+                "https://admin:S3cret@api.example.com/",
+                "https://[redacted]@api.example.com/",
+            ),
+            (
+                "https://api.example.com/?token=abc#frag",
+                "https://api.example.com/?[redacted]#[redacted]",
+            ),
+            ("https://a:b@c@host", "https://[redacted]@host"),
+            ("admin:S3cret@host:99", "[redacted]@host:99"),
+        ];
+
+        for (url, expected) in cases {
+            assert_eq!(redact_url(url), expected, "{url}");
+        }
+    }
 
     #[test]
     fn allowed_hosts_empty_allows_any() {
