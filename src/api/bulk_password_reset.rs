@@ -338,7 +338,8 @@ pub enum Phase {
     Pending,
     /// Requests are being sent.
     Running,
-    /// Suspended by `spec.suspend`, or waiting for valid credentials.
+    /// Suspended by `spec.suspend`, or waiting for valid credentials or for
+    /// a TLS handshake with MAS that succeeds.
     Paused,
     /// Every user was reset.
     Succeeded,

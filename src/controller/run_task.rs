@@ -440,6 +440,20 @@ async fn finish(
                 false,
             )
         }
+        StopReason::TlsHandshakeFailed { detail } => (
+            PhaseReason::new(
+                Phase::Paused,
+                "TlsHandshakeFailed",
+                format!(
+                    "{detail}; {}; the operator tries again every {} seconds ({summary})",
+                    tls_fix(resource),
+                    INPUT_RETRY.as_secs()
+                ),
+            ),
+            EventType::Warning,
+            Some(parked_for(INPUT_RETRY, None)),
+            false,
+        ),
         StopReason::Journal(problem) => {
             error!(error = %problem, "run stopped: progress could not be recorded");
             return Some(parked_for(TRANSIENT_RETRY, None));
@@ -466,6 +480,27 @@ async fn finish(
     )
     .await;
     parked
+}
+
+/// Says where the CA certificate of MAS goes, depending on whether the
+/// resource names a CA bundle. `spec.tls` cannot change after creation, so
+/// without a bundle the fix is a new resource.
+fn tls_fix(resource: &BulkPasswordReset) -> String {
+    let tls = resource.spec.tls.as_ref();
+    match tls.and_then(|tls| tls.ca_bundle.as_ref()) {
+        Some(bundle) => {
+            let object = match (&bundle.secret_name, &bundle.config_map_name) {
+                (Some(name), _) => format!("Secret {name}"),
+                (None, Some(name)) => format!("ConfigMap {name}"),
+                (None, None) => "the object".to_owned(),
+            };
+            format!(
+                "put the PEM certificate of the CA that signed the MAS API certificate into {object} key {:?}, which spec.tls.caBundle names",
+                bundle.key
+            )
+        }
+        None => "spec.tls.caBundle is not set, so only the system trust store is used; create a new BulkPasswordReset whose spec.tls.caBundle names the MAS CA certificate (for example key ca.crt of Secret <instance>-coreapi-cert-internal in namespace mas-<instance>-core, copied into this namespace)".to_owned(),
+    }
 }
 
 /// Writes a phase for a run that has not started sending.

@@ -23,7 +23,8 @@ use super::outcome::{Outcome, UserResult};
 use super::pacer::Pacer;
 use super::state::RunState;
 use crate::mas::{
-    Attempt, AuthError, Decision, MasClient, PasswordBody, RetryPolicy, TokenProvider, decide,
+    Attempt, AuthError, Decision, MasClient, NotSentKind, PasswordBody, RetryPolicy, TokenProvider,
+    decide,
 };
 use crate::metrics::Metrics;
 
@@ -74,6 +75,13 @@ pub enum StopReason {
     Cancelled,
     /// MAS rejected the credentials; pending users stay pending.
     AuthenticationFailed(AuthError),
+    /// The TLS handshake with MAS failed, for example because its
+    /// certificate is not trusted. A handshake fails for every user alike,
+    /// so the run stops at the first failure and pending users stay pending.
+    TlsHandshakeFailed {
+        /// The handshake error and its usual fix.
+        detail: String,
+    },
     /// `maxFailures` users failed; the rest were not sent.
     MaxFailuresReached,
     /// Progress could not be recorded; the run must not go on.
@@ -88,6 +96,8 @@ enum WorkerOutcome {
     Released,
     /// MAS rejected the credentials; nothing was applied for this user.
     AuthenticationFailed(AuthError),
+    /// The TLS handshake failed; nothing was applied for this user.
+    TlsHandshakeFailed(String),
 }
 
 /// What every worker of a run shares.
@@ -227,6 +237,14 @@ pub async fn execute(
                             worker_cancel.cancel();
                         }
                     }
+                    WorkerOutcome::TlsHandshakeFailed(detail) => {
+                        queue.push_front(index);
+                        if stop.is_none() {
+                            warn!(error = %detail, "TLS handshake with MAS failed; pausing the run");
+                            stop = Some(StopReason::TlsHandshakeFailed { detail });
+                            worker_cancel.cancel();
+                        }
+                    }
                 }
             }
             (journal, claimed, result) = &mut persisting, if !persisting.is_terminated() => {
@@ -343,6 +361,21 @@ async fn send_user_attempts(user_id: &str, shared: &WorkerShared) -> WorkerOutco
             Action::Lookup => shared.client.get_user(user_id, &token).await,
         };
         shared.metrics.request_finished(&attempt);
+
+        // A failed handshake is a fault of the connection, not of this
+        // user, so the run stops instead of retrying user by user.
+        if let Attempt::NotSent {
+            kind: NotSentKind::TlsHandshake,
+            detail,
+        } = &attempt
+        {
+            return match maybe_applied {
+                Some(earlier) => {
+                    WorkerOutcome::Final(outcome_of(UserResult::Unknown, &earlier, attempts))
+                }
+                None => WorkerOutcome::TlsHandshakeFailed(detail.clone()),
+            };
+        }
 
         let jitter: f64 = rand::random();
         match decide(&shared.retry, attempts, &attempt, SystemTime::now(), jitter) {
