@@ -240,7 +240,13 @@ async fn run(
             &PhaseReason::new(
                 Phase::Running,
                 "Running",
-                format!("sending password requests for {total} users"),
+                if resource.spec.dry_run.unwrap_or(false) {
+                    format!(
+                        "dry run: checking that {total} users exist with GET /v3/users/{{id}}; no password is changed"
+                    )
+                } else {
+                    format!("sending password requests for {total} users")
+                },
             ),
             resource.metadata.generation,
         );
@@ -359,15 +365,26 @@ async fn finish(
     credentials_version: &str,
 ) -> Option<Parked> {
     let counts = state.counts();
-    let summary = format!(
-        "{} succeeded, {} failed, {} unknown, {} not sent of {} users",
-        counts.succeeded,
-        counts.failed,
-        counts.unknown,
-        counts.remaining(),
-        counts.total
-    );
     let dry_run = resource.spec.dry_run.unwrap_or(false);
+    let summary = if dry_run {
+        format!(
+            "dry run: {} users exist and would be reset, {} not found or failed, {} unknown, {} not checked of {} users",
+            counts.succeeded,
+            counts.failed,
+            counts.unknown,
+            counts.remaining(),
+            counts.total
+        )
+    } else {
+        format!(
+            "{} succeeded, {} failed, {} unknown, {} not sent of {} users",
+            counts.succeeded,
+            counts.failed,
+            counts.unknown,
+            counts.remaining(),
+            counts.total
+        )
+    };
 
     let (why, event_type, parked, final_phase) = match stop {
         StopReason::Completed => {
