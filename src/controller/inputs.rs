@@ -9,8 +9,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client};
 
 use super::error::InputError;
-use crate::api::{BulkPasswordReset, ObjectKeyRef, PasswordMode};
+use crate::api::{BulkPasswordReset, ObjectKeyRef, PasswordMode, RandomPasswordSpec};
 use crate::mas::{ClientConfig, Credentials, PasswordBody};
+use crate::password::{self, ClassMinimums, PasswordRules};
 use crate::secret::SecretString;
 use crate::userlist::{self, ParseOptions, Source, UserList};
 
@@ -27,10 +28,20 @@ pub struct RunInputs {
     pub credentials: Credentials,
     /// `resourceVersion` of the credentials Secret, to notice a replaced token.
     pub credentials_version: String,
-    /// Request body for mode `MasGenerated` and `Fixed`.
-    pub password: PasswordBody,
+    /// Source of each user's new password.
+    pub password: NewPasswords,
     /// Settings of the MAS client.
     pub client_config: ClientConfig,
+}
+
+/// Source of each user's new password.
+#[derive(Debug)]
+pub enum NewPasswords {
+    /// The same request body for every user: `{}` (mode `MasGenerated`) or
+    /// one password from a Secret (mode `Fixed`).
+    SameBody(PasswordBody),
+    /// A password per user that the operator generates (mode `Random`).
+    Random(PasswordRules),
 }
 
 /// Why the inputs could not be read.
@@ -149,16 +160,19 @@ pub async fn load(
     ) {
         (PasswordMode::Fixed, Some(reference)) => {
             let secret = get_secret(client, &namespace, &reference.name, "password").await?;
-            PasswordBody::Password(secret_value(
+            NewPasswords::SameBody(PasswordBody::Password(secret_value(
                 &secret,
                 &namespace,
                 &reference.key,
                 "password",
-            )?)
+            )?))
         }
-        // NOTE: mode Random is accepted by the CRD but not implemented yet;
-        // it falls back to MAS-generated passwords.
-        _ => PasswordBody::MasGenerated,
+        (PasswordMode::Random, _) => {
+            let random = spec.password.as_ref().and_then(|p| p.random.as_ref());
+            NewPasswords::Random(password_rules(random)?)
+        }
+        // The CRD's validation rules reject mode Fixed without secretKeyRef.
+        _ => NewPasswords::SameBody(PasswordBody::MasGenerated),
     };
 
     let (users, source_names) = load_user_list(client, resource).await?;
@@ -177,6 +191,37 @@ pub async fn load(
         credentials_version,
         password,
         client_config,
+    })
+}
+
+/// Builds the generator rules of mode `Random`, with the documented
+/// defaults for fields left out.
+fn password_rules(random: Option<&RandomPasswordSpec>) -> Result<PasswordRules, InputError> {
+    let count = |field: &'static str, value: Option<i32>, default: usize| match value {
+        None => Ok(default),
+        Some(value) => usize::try_from(value).map_err(|_| InputError::InvalidPasswordSettings {
+            detail: format!("spec.password.random.{field} is {value}; set it to 0 or more"),
+        }),
+    };
+    let length = count(
+        "length",
+        random.and_then(|r| r.length),
+        password::DEFAULT_LENGTH,
+    )?;
+    let minimums = ClassMinimums {
+        upper: count("minUpper", random.and_then(|r| r.min_upper), 1)?,
+        lower: count("minLower", random.and_then(|r| r.min_lower), 1)?,
+        digits: count("minDigits", random.and_then(|r| r.min_digits), 1)?,
+        special: count("minSpecial", random.and_then(|r| r.min_special), 1)?,
+    };
+    let special = random
+        .and_then(|r| r.special_characters.as_deref())
+        .unwrap_or(password::DEFAULT_SPECIAL_CHARACTERS);
+
+    PasswordRules::new(length, minimums, special).map_err(|error| {
+        InputError::InvalidPasswordSettings {
+            detail: format!("spec.password.{error}"),
+        }
     })
 }
 

@@ -11,16 +11,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
+use super::passwords::{self, ReadError};
 use super::results::{self, ResultRecord};
 use super::status::{self, INLINE_ALL_USERS_MAX, INLINE_USERS_CAP, PhaseReason};
 use crate::api::{BulkPasswordReset, BulkPasswordResetStatus, FIELD_MANAGER, Progress, ResultsRef};
+use crate::password::PasswordVault;
 use crate::run::{Checkpoint, Journal, JournalError, Outcome, RunState, UserResult};
 use crate::userlist::UserList;
 
@@ -44,6 +46,20 @@ pub struct RunRecorder {
     /// Progress marks the server holds after the last write of this
     /// recorder (at first: as read).
     written_progress: Option<Progress>,
+    /// Output Secrets with per-user passwords, when the run has them.
+    passwords: Option<PasswordStore>,
+}
+
+/// The password Secrets of a run and the vault they are written from.
+struct PasswordStore {
+    api: Api<Secret>,
+    base_name: String,
+    vault: Arc<PasswordVault>,
+    /// Chunks that exist on the server.
+    stored_chunks: BTreeSet<usize>,
+    /// Users below this position have had a password assigned when they
+    /// needed one.
+    assigned_up_to: usize,
 }
 
 impl RunRecorder {
@@ -72,7 +88,53 @@ impl RunRecorder {
                 .status
                 .as_ref()
                 .and_then(|status| status.progress.clone()),
+            passwords: None,
         }
+    }
+
+    /// Makes this recorder store per-user passwords from `vault` in the
+    /// resource's password Secrets, and reads the passwords already stored
+    /// there into the vault. Call after [`load_records`](Self::load_records).
+    pub async fn load_passwords(
+        &mut self,
+        client: &Client,
+        resource: &BulkPasswordReset,
+        vault: Arc<PasswordVault>,
+    ) -> Result<(), ReadError> {
+        let api: Api<Secret> =
+            Api::namespaced(client.clone(), &resource.namespace().unwrap_or_default());
+        let base_name = passwords::base_name(resource);
+        let total = self.users.users.len();
+
+        let mut stored_chunks = BTreeSet::new();
+        for chunk in 0..passwords::chunk_count(total) {
+            let name = passwords::secret_name(&base_name, total, chunk);
+            let Some(stored) = passwords::read_chunk(&api, &name, &self.owner.uid).await? else {
+                continue;
+            };
+            stored_chunks.insert(chunk);
+            let matching = stored.into_iter().filter(|entry| {
+                let matches = self
+                    .users
+                    .users
+                    .get(entry.index)
+                    .is_some_and(|user| user.id == entry.user_id);
+                if !matches {
+                    warn!(run = %self.name, secret = %name, index = entry.index, "stored password does not match the user list; ignoring it");
+                }
+                matches
+            });
+            vault.restore(matching.map(|entry| (entry.index, entry.password)));
+        }
+
+        self.passwords = Some(PasswordStore {
+            api,
+            base_name,
+            vault,
+            stored_chunks,
+            assigned_up_to: 0,
+        });
+        Ok(())
     }
 
     /// Name of the operator instance this recorder writes as.
@@ -139,7 +201,7 @@ impl RunRecorder {
         });
         self.status.results = Some(ResultsRef {
             config_maps: self.chunk_names(),
-            password_secret: None,
+            password_secrets: self.password_secret_names(),
         });
         self.update_inline_users();
     }
@@ -153,6 +215,18 @@ impl RunRecorder {
         chunks
             .into_iter()
             .map(|chunk| results::chunk_name(&self.name, chunk))
+            .collect()
+    }
+
+    fn password_secret_names(&self) -> Vec<String> {
+        let Some(store) = &self.passwords else {
+            return Vec::new();
+        };
+        let total = self.users.users.len();
+        store
+            .stored_chunks
+            .iter()
+            .map(|chunk| passwords::secret_name(&store.base_name, total, *chunk))
             .collect()
     }
 
@@ -183,6 +257,8 @@ impl RunRecorder {
             self.outcomes.insert(index, outcome);
         }
 
+        self.store_passwords(checkpoint.claimed).await?;
+
         for chunk in touched {
             let text = self.encode_chunk(chunk);
             let (config_maps, name, owner) = (&self.config_maps, &self.name, &self.owner);
@@ -204,6 +280,62 @@ impl RunRecorder {
         self.status.counts = Some(counts);
         self.update_progress(checkpoint.claimed);
         self.write_status().await
+    }
+
+    /// Assigns passwords to the users below `claimed` that may be sent and
+    /// have none, then writes every password Secret with unsaved passwords.
+    /// Runs before the status write that records `claimed`, so no user is
+    /// sent before its password is stored.
+    async fn store_passwords(&mut self, claimed: usize) -> Result<(), JournalError> {
+        let Some(store) = &mut self.passwords else {
+            return Ok(());
+        };
+
+        if store.vault.assigns_passwords() && claimed > store.assigned_up_to {
+            let outcomes = &self.outcomes;
+            let sendable = (store.assigned_up_to..claimed)
+                .filter(|index| {
+                    outcomes
+                        .get(index)
+                        .is_none_or(|outcome| outcome.result == UserResult::Unknown)
+                })
+                .map(|index| (index, self.users.users[index].id.as_str()));
+            store
+                .vault
+                .assign(sendable)
+                .map_err(|error| JournalError::Storage {
+                    detail: error.to_string(),
+                })?;
+            store.assigned_up_to = claimed;
+        }
+
+        let unsaved = store.vault.take_unsaved();
+        let chunks: BTreeSet<usize> = unsaved
+            .iter()
+            .map(|index| passwords::chunk_of(*index))
+            .collect();
+        let total = self.users.users.len();
+        for chunk in chunks {
+            let start = chunk * passwords::PASSWORDS_PER_SECRET;
+            let end = start + passwords::PASSWORDS_PER_SECRET;
+            let entries = store.vault.passwords_in(start..end);
+            let text =
+                passwords::encode(entries.iter().map(|(index, password)| {
+                    (*index, self.users.users[*index].id.as_str(), password)
+                }));
+            let name = passwords::secret_name(&store.base_name, total, chunk);
+            let (api, run, owner) = (&store.api, &self.name, &self.owner);
+            let written = retry_transient("write password Secret", || {
+                passwords::apply_chunk(api, &name, run, owner, &text)
+            })
+            .await;
+            if let Err(error) = written {
+                store.vault.mark_unsaved(unsaved);
+                return Err(error);
+            }
+            store.stored_chunks.insert(chunk);
+        }
+        Ok(())
     }
 
     fn encode_chunk(&self, chunk: usize) -> String {
@@ -317,12 +449,34 @@ impl RunRecorder {
 }
 
 /// Adapter that lets the executor write through a shared recorder.
-pub struct SharedJournal(pub Arc<Mutex<RunRecorder>>);
+pub struct SharedJournal {
+    recorder: Arc<Mutex<RunRecorder>>,
+    passwords: Option<Arc<PasswordVault>>,
+}
+
+impl SharedJournal {
+    /// Creates a journal that writes through `recorder` and hands
+    /// `passwords`, when set, to the executor.
+    pub fn new(recorder: Arc<Mutex<RunRecorder>>, passwords: Option<Arc<PasswordVault>>) -> Self {
+        Self {
+            recorder,
+            passwords,
+        }
+    }
+}
 
 #[async_trait]
 impl Journal for SharedJournal {
     async fn persist(&mut self, checkpoint: Checkpoint) -> Result<(), JournalError> {
-        self.0.lock().await.persist_checkpoint(checkpoint).await
+        self.recorder
+            .lock()
+            .await
+            .persist_checkpoint(checkpoint)
+            .await
+    }
+
+    fn passwords(&self) -> Option<Arc<PasswordVault>> {
+        self.passwords.clone()
     }
 }
 

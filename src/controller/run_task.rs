@@ -13,11 +13,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use super::context::{Context, Parked, RunHandle};
-use super::inputs::{self, LoadError, RunInputs};
+use super::error::InputError;
+use super::inputs::{self, LoadError, NewPasswords, RunInputs};
+use super::passwords::{self, ReadError};
 use super::recorder::{RunRecorder, SharedJournal};
 use super::status::{self, PhaseReason, REJECTED_ROWS_CAP};
 use crate::api::{BulkPasswordReset, Phase, RejectedRow};
 use crate::mas::{AuthError, MasClient, RetryPolicy, TokenProvider};
+use crate::password::PasswordVault;
 use crate::run::{
     self, Action, Checkpoint, ExecutorConfig, Journal, RunState, Settings, StopReason,
 };
@@ -109,17 +112,7 @@ async fn run(
     let inputs = match inputs::load(&ctx.client, resource, &ctx.config.allowed_hosts).await {
         Ok(inputs) => inputs,
         Err(LoadError::Input(problem)) => {
-            warn!(reason = problem.reason(), error = %problem, "run cannot start");
-            let why = PhaseReason::new(Phase::Pending, problem.reason(), problem.to_string());
-            write_phase_only(ctx, resource, &holder, &why).await;
-            ctx.publish(
-                resource,
-                EventType::Warning,
-                problem.reason(),
-                "ReadInputs",
-                problem.to_string(),
-            )
-            .await;
+            report_input_problem(ctx, resource, &holder, &problem).await;
             return Some(parked_for(INPUT_RETRY, None));
         }
         Err(LoadError::Kube(error)) => {
@@ -186,6 +179,34 @@ async fn run(
     let (mut state, recovered) = RunState::restore(total, claimed, records);
     let resumed = previous.start_time.is_some();
 
+    // Per-user passwords: those stored by an earlier attempt are kept.
+    let vault = passwords::stores_passwords(resource).then(|| {
+        Arc::new(match &password {
+            NewPasswords::Random(rules) => PasswordVault::assigning(rules.clone()),
+            NewPasswords::SameBody(_) => PasswordVault::collecting(),
+        })
+    });
+    if let Some(vault) = &vault {
+        match recorder
+            .load_passwords(&ctx.client, resource, vault.clone())
+            .await
+        {
+            Ok(()) => {}
+            Err(ReadError::NotOwned { name }) => {
+                let problem = InputError::PasswordSecretNotOwned {
+                    namespace: resource.namespace().unwrap_or_default(),
+                    name,
+                };
+                report_input_problem(ctx, resource, recorder.holder(), &problem).await;
+                return Some(parked_for(INPUT_RETRY, None));
+            }
+            Err(error @ ReadError::Kube { .. }) => {
+                warn!(error = %error, "reading password Secrets failed; retrying");
+                return Some(parked_for(TRANSIENT_RETRY, None));
+            }
+        }
+    }
+
     // 4. The MAS client.
     let client = match MasClient::new(client_config) {
         Ok(client) => client,
@@ -227,7 +248,7 @@ async fn run(
         })
         .collect();
     let recorder = Arc::new(Mutex::new(recorder));
-    let mut journal = SharedJournal(recorder.clone());
+    let mut journal = SharedJournal::new(recorder.clone(), vault);
     let checkpoint = Checkpoint {
         claimed: state.claimed(),
         outcomes: recovered_outcomes,
@@ -298,13 +319,14 @@ async fn run(
 
     // 6. Send.
     let spec = &resource.spec;
-    let action = if spec.dry_run.unwrap_or(false) {
-        Action::Lookup
-    } else {
-        Action::Reset {
-            body: password,
-            email_password: spec.email_password.unwrap_or(true),
-        }
+    let email_password = spec.email_password.unwrap_or(true);
+    let action = match password {
+        _ if spec.dry_run.unwrap_or(false) => Action::Lookup,
+        NewPasswords::SameBody(body) => Action::Reset {
+            body,
+            email_password,
+        },
+        NewPasswords::Random(_) => Action::ResetWithStoredPassword { email_password },
     };
     let mut retry = RetryPolicy::default();
     if let Some(max_attempts) = spec.max_attempts {
@@ -518,6 +540,27 @@ fn tls_fix(resource: &BulkPasswordReset) -> String {
         }
         None => "spec.tls.caBundle is not set, so only the system trust store is used; create a new BulkPasswordReset whose spec.tls.caBundle names the MAS CA certificate (for example key ca.crt of Secret <instance>-coreapi-cert-internal in namespace mas-<instance>-core, copied into this namespace)".to_owned(),
     }
+}
+
+/// Sets phase Pending with the problem as reason and message, and publishes
+/// it as a Warning Event.
+async fn report_input_problem(
+    ctx: &Context,
+    resource: &BulkPasswordReset,
+    holder: &str,
+    problem: &InputError,
+) {
+    warn!(reason = problem.reason(), error = %problem, "run cannot start");
+    let why = PhaseReason::new(Phase::Pending, problem.reason(), problem.to_string());
+    write_phase_only(ctx, resource, holder, &why).await;
+    ctx.publish(
+        resource,
+        EventType::Warning,
+        problem.reason(),
+        "ReadInputs",
+        problem.to_string(),
+    )
+    .await;
 }
 
 /// Writes a phase for a run that has not started sending.

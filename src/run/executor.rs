@@ -27,6 +27,7 @@ use crate::mas::{
     decide,
 };
 use crate::metrics::Metrics;
+use crate::password::PasswordVault;
 
 /// What the run does for each user.
 pub enum Action {
@@ -34,6 +35,12 @@ pub enum Action {
     Reset {
         /// Request body.
         body: PasswordBody,
+        /// Value of the `emailPassword` query parameter.
+        email_password: bool,
+    },
+    /// `POST /v3/users/{id}/password` with body `{"token": ...}` carrying
+    /// the password the journal's vault stored for the user before its claim.
+    ResetWithStoredPassword {
         /// Value of the `emailPassword` query parameter.
         email_password: bool,
     },
@@ -100,9 +107,20 @@ enum WorkerOutcome {
     TlsHandshakeFailed(String),
 }
 
+/// The request of one user, with the password body resolved.
+enum UserRequest {
+    Reset {
+        body: PasswordBody,
+        email_password: bool,
+    },
+    Lookup,
+}
+
 /// What every worker of a run shares.
 struct WorkerShared {
     client: MasClient,
+    /// Passwords stored per user, when the journal has any.
+    passwords: Option<Arc<PasswordVault>>,
     tokens: TokenProvider,
     action: Action,
     retry: RetryPolicy,
@@ -138,6 +156,7 @@ pub async fn execute(
     let worker_cancel = cancel.child_token();
     let shared = Arc::new(WorkerShared {
         client,
+        passwords: journal.passwords(),
         tokens,
         action: config.action,
         retry: config.retry,
@@ -313,11 +332,34 @@ async fn send_user(
     user_id: String,
     shared: Arc<WorkerShared>,
 ) -> (usize, WorkerOutcome) {
-    let outcome = send_user_attempts(&user_id, &shared).await;
+    let outcome = send_user_attempts(index, &user_id, &shared).await;
     (index, outcome)
 }
 
-async fn send_user_attempts(user_id: &str, shared: &WorkerShared) -> WorkerOutcome {
+async fn send_user_attempts(index: usize, user_id: &str, shared: &WorkerShared) -> WorkerOutcome {
+    let request = match &shared.action {
+        Action::Reset {
+            body,
+            email_password,
+        } => UserRequest::Reset {
+            body: body.clone(),
+            email_password: *email_password,
+        },
+        Action::ResetWithStoredPassword { email_password } => {
+            let stored = shared
+                .passwords
+                .as_ref()
+                .and_then(|passwords| passwords.password(index));
+            let Some(password) = stored else {
+                return WorkerOutcome::Final(missing_password_outcome());
+            };
+            UserRequest::Reset {
+                body: PasswordBody::Password(password),
+                email_password: *email_password,
+            }
+        }
+        Action::Lookup => UserRequest::Lookup,
+    };
     let mut attempts = 0u32;
     // Set once an attempt may have reached MAS: from then on, stopping
     // early makes the user Unknown instead of pending.
@@ -348,8 +390,8 @@ async fn send_user_attempts(user_id: &str, shared: &WorkerShared) -> WorkerOutco
 
         attempts += 1;
         shared.metrics.request_started();
-        let attempt = match &shared.action {
-            Action::Reset {
+        let attempt = match &request {
+            UserRequest::Reset {
                 body,
                 email_password,
             } => {
@@ -358,7 +400,7 @@ async fn send_user_attempts(user_id: &str, shared: &WorkerShared) -> WorkerOutco
                     .reset_password(user_id, body, *email_password, &token)
                     .await
             }
-            Action::Lookup => shared.client.get_user(user_id, &token).await,
+            UserRequest::Lookup => shared.client.get_user(user_id, &token).await,
         };
         shared.metrics.request_finished(&attempt);
 
@@ -380,6 +422,16 @@ async fn send_user_attempts(user_id: &str, shared: &WorkerShared) -> WorkerOutco
         let jitter: f64 = rand::random();
         match decide(&shared.retry, attempts, &attempt, SystemTime::now(), jitter) {
             Decision::Succeeded => {
+                if let (
+                    Some(passwords),
+                    Attempt::Answered {
+                        generated_password: Some(password),
+                        ..
+                    },
+                ) = (&shared.passwords, &attempt)
+                {
+                    passwords.keep_returned(index, password.clone());
+                }
                 return WorkerOutcome::Final(outcome_of(UserResult::Succeeded, &attempt, attempts));
             }
             Decision::Failed => {
@@ -414,6 +466,20 @@ async fn send_user_attempts(user_id: &str, shared: &WorkerShared) -> WorkerOutco
                 }
             }
         }
+    }
+}
+
+/// Outcome of a user whose stored password is missing: nothing is sent,
+/// because a password that was never stored would lock the user out.
+fn missing_password_outcome() -> Outcome {
+    Outcome {
+        result: UserResult::Failed,
+        http_status: None,
+        error_id: None,
+        message: Some(
+            "no stored password for this user, so nothing was sent; create a new BulkPasswordReset for this user".to_owned(),
+        ),
+        attempts: 0,
     }
 }
 
