@@ -2,14 +2,15 @@
 //! fixed password, an API key and a URL with a password in it, against a
 //! simulator that repeats the token and the password in its error messages.
 //! The operator's whole log at debug level, every Event, every status, the
-//! result ConfigMaps and /metrics must contain none of them.
+//! result ConfigMaps and /metrics must contain none of them, nor any
+//! password that MAS generated and returned.
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use mas_reset_operator::api::{BulkPasswordReset, Phase};
 use mas_reset_operator::simulator::{
@@ -311,17 +312,26 @@ async fn no_credential_reaches_logs_events_status_or_metrics() {
         ("result ConfigMaps", &results),
         ("metrics", &metrics),
     ];
-    let secrets = [
+    let mut secrets: Vec<String> = [
         FIXED_TOKEN,
         REVOKED_TOKEN,
         API_KEY_ID,
         API_KEY_TOKEN,
         FIXED_PASSWORD,
         URL_PASSWORD,
-    ];
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let generated = mas_generated_passwords(&client, &namespace).await;
+    // Six members and carol: only the ghosts fail when MAS picks the password.
+    assert_eq!(generated.len(), 7, "one per user MAS reset");
+    secrets.extend(generated);
     for (place, text) in places {
-        for secret in secrets {
-            assert!(!text.contains(secret), "{place} contains {secret:?}");
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{place} contains {secret:?}"
+            );
         }
         assert_no_jwt(place, text);
     }
@@ -329,6 +339,25 @@ async fn no_credential_reaches_logs_events_status_or_metrics() {
     fixed_mas.shutdown().await;
     revoked_mas.shutdown().await;
     api_key_mas.shutdown().await;
+}
+
+/// Passwords that MAS generated for the API key run, from its password
+/// Secret.
+async fn mas_generated_passwords(client: &kube::Client, namespace: &str) -> Vec<String> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = secrets
+        .get("api-key-passwords")
+        .await
+        .expect("password Secret of the API key run");
+    let bytes = &secret.data.as_ref().expect("data")["passwords.jsonl"].0;
+    String::from_utf8(bytes.clone())
+        .expect("UTF-8")
+        .lines()
+        .map(|line| {
+            let entry: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            entry["password"].as_str().expect("password").to_owned()
+        })
+        .collect()
 }
 
 /// Fails if `text` has a word that looks like a JWT: base64url starting
