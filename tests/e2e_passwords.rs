@@ -58,8 +58,8 @@ fn simulator_config(users: &[String], latency_ms: u64) -> SimulatorConfig {
     }
 }
 
-/// A namespace with `users` in the list and the token Secret, and a
-/// simulator that has those users.
+/// A namespace with `list` in the user list and the token Secret, and a
+/// simulator that has `mas_users`.
 struct Setup {
     plane: &'static mas_reset_harness::ControlPlane,
     client: Client,
@@ -67,16 +67,16 @@ struct Setup {
     simulator: SimulatorHandle,
 }
 
-async fn setup(prefix: &str, users: &[String], latency_ms: u64) -> Setup {
+async fn setup(prefix: &str, list: &[String], mas_users: &[String], latency_ms: u64) -> Setup {
     let plane = mas_reset_harness::shared().await;
     install_crds(plane).await;
     let client = plane.client().await.expect("client");
     let namespace = namespace(&client, prefix).await;
 
-    let simulator = Simulator::start(simulator_config(users, latency_ms))
+    let simulator = Simulator::start(simulator_config(mas_users, latency_ms))
         .await
         .expect("simulator starts");
-    user_list_config_map(&client, &namespace, "users", excel_csv(users)).await;
+    user_list_config_map(&client, &namespace, "users", excel_csv(list)).await;
     secret(&client, &namespace, "mas-credentials", &[("token", TOKEN)]).await;
     Setup {
         plane,
@@ -194,13 +194,17 @@ fn assert_meets_policy(user_id: &str, password: &str) {
 
 #[tokio::test]
 async fn random_passwords_stored_only_in_secret() {
+    // Two users of the list are unknown to MAS, so their resets fail.
     let users: Vec<String> = (1..=50).map(|n| format!("rnd{n:02}")).collect();
+    let mut list = users.clone();
+    list.insert(20, "ghost-a".to_owned());
+    list.push("ghost-b".to_owned());
     let Setup {
         plane,
         client,
         namespace,
         simulator,
-    } = setup("random", &users, 0).await;
+    } = setup("random", &list, &users, 0).await;
 
     // Small claims, so that passwords are stored in several steps.
     let mut operator = Operator::start(plane, &namespace, &["--claim-size", "10"]);
@@ -220,16 +224,21 @@ async fn random_passwords_stored_only_in_secret() {
     )
     .await;
     let status = resource.status.clone().expect("status");
-    assert_eq!(status.phase, Some(Phase::Succeeded), "{status:?}");
+    assert_eq!(status.phase, Some(Phase::PartiallyFailed), "{status:?}");
+    assert_eq!(status.counts.as_ref().map(|c| c.failed), Some(2));
     assert_eq!(
         status.results.as_ref().map(|r| r.password_secrets.clone()),
         Some(vec!["random-passwords".to_owned()])
     );
 
-    // Every user got the password stored for it, sent once as a password
-    // body, and the passwords meet the policy and differ.
+    // Every user MAS knows got the password stored for it, sent once as a
+    // password body, and the passwords meet the policy and differ. The
+    // passwords of the failed users were removed at the end of the run.
     let passwords = stored_passwords(&client, &namespace, &resource).await;
     assert_eq!(passwords.len(), users.len());
+    assert!(!passwords.contains_key("ghost-a"));
+    assert!(!passwords.contains_key("ghost-b"));
+    assert_eq!(simulator.ledger_for("ghost-a").len(), 1);
     for user in &users {
         let password = &passwords[user];
         assert_meets_policy(user, password);
@@ -281,7 +290,7 @@ async fn mas_generated_passwords_are_kept() {
         client,
         namespace,
         simulator,
-    } = setup("generated", &users, 0).await;
+    } = setup("generated", &users, &users, 0).await;
 
     let mut operator = Operator::start(plane, &namespace, &[]);
     let manifest = manifest(
@@ -340,7 +349,7 @@ async fn crash_loses_no_applied_password() {
         client,
         namespace,
         simulator,
-    } = setup("random-crash", &users, 150).await;
+    } = setup("random-crash", &users, &users, 150).await;
 
     let mut operator = Operator::start(
         plane,
@@ -404,7 +413,7 @@ async fn foreign_output_secret_stops_run() {
         client,
         namespace,
         simulator,
-    } = setup("random-foreign", &users, 0).await;
+    } = setup("random-foreign", &users, &users, 0).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let foreign = Secret {
         metadata: ObjectMeta {

@@ -243,6 +243,15 @@ pub async fn apply_chunk(
     Ok(())
 }
 
+/// Deletes Secret `name`; a Secret that is already gone counts as deleted.
+pub async fn delete_chunk(api: &Api<Secret>, name: &str) -> kube::Result<()> {
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 /// Deletes the password Secrets of a deleted run that it owns. Secrets of
 /// the same names that belong to someone else are left alone.
 pub async fn delete_all(api: &Api<Secret>, resource: &BulkPasswordReset) -> Result<(), ReadError> {

@@ -62,6 +62,46 @@ struct PasswordStore {
     assigned_up_to: usize,
 }
 
+impl PasswordStore {
+    /// Writes password Secret `chunk` with the vault's passwords of its
+    /// users, or deletes it when it has none.
+    async fn write_chunk(
+        &mut self,
+        chunk: usize,
+        users: &UserList,
+        run: &str,
+        owner: &OwnerReference,
+    ) -> Result<(), JournalError> {
+        let start = chunk * passwords::PASSWORDS_PER_SECRET;
+        let entries = self
+            .vault
+            .passwords_in(start..start + passwords::PASSWORDS_PER_SECRET);
+        let name = passwords::secret_name(&self.base_name, users.users.len(), chunk);
+        let api = &self.api;
+
+        if entries.is_empty() {
+            retry_transient("delete password Secret", || {
+                passwords::delete_chunk(api, &name)
+            })
+            .await?;
+            self.stored_chunks.remove(&chunk);
+            return Ok(());
+        }
+
+        let text = passwords::encode(
+            entries
+                .iter()
+                .map(|(index, password)| (*index, users.users[*index].id.as_str(), password)),
+        );
+        retry_transient("write password Secret", || {
+            passwords::apply_chunk(api, &name, run, owner, &text)
+        })
+        .await?;
+        self.stored_chunks.insert(chunk);
+        Ok(())
+    }
+}
+
 impl RunRecorder {
     /// A recorder for `resource`, writing as `holder`.
     pub fn new(
@@ -314,26 +354,40 @@ impl RunRecorder {
             .iter()
             .map(|index| passwords::chunk_of(*index))
             .collect();
-        let total = self.users.users.len();
         for chunk in chunks {
-            let start = chunk * passwords::PASSWORDS_PER_SECRET;
-            let end = start + passwords::PASSWORDS_PER_SECRET;
-            let entries = store.vault.passwords_in(start..end);
-            let text =
-                passwords::encode(entries.iter().map(|(index, password)| {
-                    (*index, self.users.users[*index].id.as_str(), password)
-                }));
-            let name = passwords::secret_name(&store.base_name, total, chunk);
-            let (api, run, owner) = (&store.api, &self.name, &self.owner);
-            let written = retry_transient("write password Secret", || {
-                passwords::apply_chunk(api, &name, run, owner, &text)
-            })
-            .await;
+            let written = store
+                .write_chunk(chunk, &self.users, &self.name, &self.owner)
+                .await;
             if let Err(error) = written {
                 store.vault.mark_unsaved(unsaved);
                 return Err(error);
             }
-            store.stored_chunks.insert(chunk);
+        }
+        Ok(())
+    }
+
+    /// Removes from the password Secrets every user that a finished run
+    /// did not send, or whose reset MAS rejected, so that they list only
+    /// passwords MAS has or may have set (results Succeeded and Unknown).
+    /// A Secret left without users is deleted.
+    pub async fn drop_unset_passwords(&mut self, state: &RunState) -> Result<(), JournalError> {
+        let Some(store) = &mut self.passwords else {
+            return Ok(());
+        };
+        let removed = store.vault.retain(|index| {
+            state.outcome(index).is_some_and(|outcome| {
+                matches!(outcome.result, UserResult::Succeeded | UserResult::Unknown)
+            })
+        });
+
+        let chunks: BTreeSet<usize> = removed
+            .iter()
+            .map(|index| passwords::chunk_of(*index))
+            .collect();
+        for chunk in chunks {
+            store
+                .write_chunk(chunk, &self.users, &self.name, &self.owner)
+                .await?;
         }
         Ok(())
     }

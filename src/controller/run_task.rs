@@ -500,6 +500,9 @@ async fn finish(
     };
 
     let mut recorder = recorder.lock().await;
+    if final_phase && let Err(problem) = recorder.drop_unset_passwords(state).await {
+        warn!(error = %problem, "removing passwords of users not reset failed; the password Secrets also list them");
+    }
     recorder.update_from(state, state.claimed(), final_phase);
     if final_phase {
         recorder.status_mut().completion_time = Some(status::now());

@@ -127,6 +127,23 @@ impl PasswordVault {
             .collect()
     }
 
+    /// Removes the passwords whose position fails `keep` and returns those
+    /// positions.
+    pub fn retain(&self, mut keep: impl FnMut(usize) -> bool) -> BTreeSet<usize> {
+        let mut state = self.lock();
+        let removed: BTreeSet<usize> = state
+            .passwords
+            .keys()
+            .copied()
+            .filter(|index| !keep(*index))
+            .collect();
+        for index in &removed {
+            state.passwords.remove(index);
+            state.unsaved.remove(index);
+        }
+        removed
+    }
+
     /// Returns whether any password is stored.
     pub fn is_empty(&self) -> bool {
         self.lock().passwords.is_empty()
@@ -196,6 +213,20 @@ mod tests {
         vault.mark_unsaved(taken);
 
         assert_eq!(vault.take_unsaved(), BTreeSet::from([1]));
+    }
+
+    #[test]
+    fn retain_removes_and_reports() {
+        let vault = PasswordVault::collecting();
+        for index in 0..4 {
+            vault.keep_returned(index, SecretString::new(format!("pw-{index}")));
+        }
+
+        let removed = vault.retain(|index| index % 2 == 0);
+
+        assert_eq!(removed, BTreeSet::from([1, 3]));
+        assert_eq!(vault.passwords_in(0..4).len(), 2);
+        assert_eq!(vault.take_unsaved(), BTreeSet::from([0, 2]));
     }
 
     #[test]
