@@ -468,3 +468,52 @@ async fn foreign_output_secret_stops_run() {
     operator.terminate().await;
     simulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn long_list_uses_chunked_secrets() {
+    let users: Vec<String> = (1..=1005).map(|n| format!("bulk{n:04}")).collect();
+    let Setup {
+        plane,
+        client,
+        namespace,
+        simulator,
+    } = setup("random-chunks", &users, &users, 0).await;
+
+    let mut operator = Operator::start(plane, &namespace, &[]);
+    let manifest = manifest(
+        "chunks",
+        &simulator.base_url(),
+        serde_json::json!({
+            "password": random_spec(serde_json::json!({})),
+            "concurrency": 16,
+        }),
+    );
+    apply_manifest(&client, &namespace, &manifest).await;
+    let resource = wait_for_phase(
+        &client,
+        &namespace,
+        "chunks",
+        &[Phase::Succeeded, Phase::PartiallyFailed, Phase::Failed],
+        Duration::from_secs(180),
+        &operator,
+    )
+    .await;
+    let status = resource.status.clone().expect("status");
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    assert_eq!(
+        status.results.map(|results| results.password_secrets),
+        Some(vec![
+            "chunks-passwords-00000".to_owned(),
+            "chunks-passwords-00001".to_owned(),
+        ])
+    );
+
+    let passwords = stored_passwords(&client, &namespace, &resource).await;
+    assert_eq!(passwords.len(), users.len());
+    for user in [&users[0], &users[999], &users[1000], &users[1004]] {
+        assert!(simulator.password_matches(user, &passwords[user]), "{user}");
+    }
+
+    operator.terminate().await;
+    simulator.shutdown().await;
+}
