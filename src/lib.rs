@@ -1,8 +1,8 @@
 //! mas-reset-operator: resets IBM Maximo Application Suite passwords in bulk
 //! from a `BulkPasswordReset` custom resource.
 //!
-//! The domain core (`userlist`, `mas`, `password`, `run`) knows nothing of Kubernetes and
-//! is tested on its own; `api` holds the Kubernetes types and `controller`
+//! The domain core (`userlist`, `mas`, `password`, `run`) has no Kubernetes
+//! types and is tested on its own; `api` holds the Kubernetes types and `controller`
 //! joins the two. `simulator` is the MAS API stand-in for tests and demos.
 
 pub mod api;

@@ -17,7 +17,7 @@ use crate::run::UserResult;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabel {
-    /// HTTP status, or `not_sent` / `indeterminate` when no answer arrived.
+    /// HTTP status, or `not_sent` / `indeterminate` when no response arrived.
     code: String,
 }
 

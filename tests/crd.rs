@@ -320,7 +320,7 @@ async fn spec_immutable_after_create() {
     )
     .await
     .unwrap();
-    let immutable_message = "spec is immutable except suspend, concurrency and requestsPerSecond: create a BulkPasswordReset with a new name for a new run";
+    let immutable_message = "spec is immutable except suspend, concurrency, requestsPerSecond and retryUnknown: create a BulkPasswordReset with a new name for a new run";
 
     let url_change = json!({ "spec": { "masApiUrl": "https://api.inst2.mas.example.com" } });
     let rejected = api
@@ -369,4 +369,38 @@ async fn status_patch_skips_spec_rules() {
         .unwrap();
     let phase = patched.status.and_then(|status| status.phase);
     assert_eq!(phase, Some(mas_reset_operator::api::Phase::Running));
+}
+
+/// Collects the JSON paths of schema properties that have no description.
+fn undescribed_properties(schema: &serde_json::Value, path: &str, missing: &mut Vec<String>) {
+    let Some(properties) = schema.get("properties").and_then(|value| value.as_object()) else {
+        return;
+    };
+    for (name, property) in properties {
+        let property_path = format!("{path}.{name}");
+        // metadata and apiVersion/kind are standard and explained by kubectl.
+        let standard =
+            path.is_empty() && matches!(name.as_str(), "metadata" | "apiVersion" | "kind");
+        if !standard && property.get("description").is_none() {
+            missing.push(property_path.clone());
+        }
+        undescribed_properties(property, &property_path, missing);
+        if let Some(items) = property.get("items") {
+            undescribed_properties(items, &format!("{property_path}[]"), missing);
+        }
+    }
+}
+
+#[test]
+fn every_spec_field_has_description() {
+    let crd = serde_json::to_value(BulkPasswordReset::crd()).unwrap();
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let mut missing = Vec::new();
+
+    undescribed_properties(&schema["properties"]["spec"], "spec", &mut missing);
+
+    assert!(
+        missing.is_empty(),
+        "fields without a description (kubectl explain shows none): {missing:?}"
+    );
 }

@@ -168,3 +168,99 @@ fn applied_counts(
     }
     counts
 }
+
+#[tokio::test]
+async fn retry_unknown_on_finished_run_resends_unknown() {
+    use mas_reset_operator::simulator::{Fault, FaultPlan};
+
+    let plane = mas_reset_harness::shared().await;
+    install_crds(plane).await;
+    let client = plane.client().await.expect("client");
+    let namespace = namespace(&client, "retry-unknown").await;
+
+    // Two users answer after the request timeout, so their outcome is Unknown.
+    let users: Vec<String> = (1..=20).map(|n| format!("member{n:02}")).collect();
+    let simulator = Simulator::start(SimulatorConfig {
+        users: users.iter().map(SimUser::local).collect(),
+        tokens: vec![StaticToken::new(TOKEN, true)],
+        ..SimulatorConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    simulator.set_faults(FaultPlan {
+        per_user: HashMap::from([
+            ("member03".to_owned(), vec![Fault::Delay { ms: 3000 }]),
+            ("member17".to_owned(), vec![Fault::Delay { ms: 3000 }]),
+        ]),
+        ..FaultPlan::default()
+    });
+    user_list_config_map(&client, &namespace, "users", excel_csv(&users)).await;
+    secret(&client, &namespace, "mas-credentials", &[("token", TOKEN)]).await;
+    let operator = Operator::start(plane, &namespace, &[]);
+    let run = manifest(
+        "retry-later",
+        &simulator.base_url(),
+        serde_json::json!({ "requestTimeoutSeconds": 1 }),
+    );
+    apply_manifest(&client, &namespace, &run).await;
+
+    let finished = wait_for_phase(
+        &client,
+        &namespace,
+        "retry-later",
+        &[Phase::PartiallyFailed, Phase::Succeeded, Phase::Failed],
+        Duration::from_secs(60),
+        &operator,
+    )
+    .await;
+    let counts = finished
+        .status
+        .and_then(|status| status.counts)
+        .expect("counts");
+    assert_eq!(counts.unknown, 2);
+    assert_eq!(counts.succeeded, 18);
+
+    // Only an explicit spec edit sends the Unknown users again.
+    let mut retry = run.clone();
+    retry["spec"]["retryUnknown"] = serde_json::json!(true);
+    apply_manifest(&client, &namespace, &retry).await;
+    let api: Api<BulkPasswordReset> = Api::namespaced(client.clone(), &namespace);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let resent = loop {
+        let resource = api.get("retry-later").await.expect("readable");
+        let status = resource.status.clone().unwrap_or_default();
+        if status.phase == Some(Phase::Succeeded) {
+            break resource;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Unknown users were not sent again: {:?}\n{}",
+            status.counts,
+            operator.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let counts = resent
+        .status
+        .and_then(|status| status.counts)
+        .expect("counts");
+    assert_eq!(counts.succeeded, 20);
+    assert_eq!(counts.unknown, 0);
+    let calls = simulator.ledger();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|entry| entry.user_id == "member03")
+            .count(),
+        2
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|entry| entry.user_id == "member01")
+            .count(),
+        1
+    );
+    simulator.shutdown().await;
+}

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 /// Desired state of one bulk password reset run.
 ///
-/// Everything except `suspend`, `concurrency` and `requestsPerSecond` is
-/// immutable after creation, because a run that changed its list or target
+/// Everything except `suspend`, `concurrency`, `requestsPerSecond` and
+/// `retryUnknown` is immutable after creation, because a run that changed its list or target
 /// half way could not promise that every user is reset at most once. To reset
 /// the same users again, create a resource with a new name.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
     group = "masreset.dev",
     version = "v1alpha1",
     kind = "BulkPasswordReset",
+    doc = "One run of MAS password resets for the users of a list; each user is reset at most once",
     plural = "bulkpasswordresets",
     shortname = "bpr",
     namespaced,
@@ -32,8 +33,8 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(
-    validation = Rule::new("self.masApiUrl == oldSelf.masApiUrl && self.credentials == oldSelf.credentials && self.userList == oldSelf.userList && (has(self.password) ? (has(oldSelf.password) && self.password == oldSelf.password) : !has(oldSelf.password)) && (has(self.emailPassword) ? (has(oldSelf.emailPassword) && self.emailPassword == oldSelf.emailPassword) : !has(oldSelf.emailPassword)) && (has(self.tls) ? (has(oldSelf.tls) && self.tls == oldSelf.tls) : !has(oldSelf.tls)) && (has(self.dryRun) ? (has(oldSelf.dryRun) && self.dryRun == oldSelf.dryRun) : !has(oldSelf.dryRun)) && (has(self.retryUnknown) ? (has(oldSelf.retryUnknown) && self.retryUnknown == oldSelf.retryUnknown) : !has(oldSelf.retryUnknown)) && (has(self.maxAttempts) ? (has(oldSelf.maxAttempts) && self.maxAttempts == oldSelf.maxAttempts) : !has(oldSelf.maxAttempts)) && (has(self.maxFailures) ? (has(oldSelf.maxFailures) && self.maxFailures == oldSelf.maxFailures) : !has(oldSelf.maxFailures)) && (has(self.allowInsecureHttp) ? (has(oldSelf.allowInsecureHttp) && self.allowInsecureHttp == oldSelf.allowInsecureHttp) : !has(oldSelf.allowInsecureHttp)) && (has(self.requestTimeoutSeconds) ? (has(oldSelf.requestTimeoutSeconds) && self.requestTimeoutSeconds == oldSelf.requestTimeoutSeconds) : !has(oldSelf.requestTimeoutSeconds))")
-        .message("spec is immutable except suspend, concurrency and requestsPerSecond: create a BulkPasswordReset with a new name for a new run"),
+    validation = Rule::new("self.masApiUrl == oldSelf.masApiUrl && self.credentials == oldSelf.credentials && self.userList == oldSelf.userList && (has(self.password) ? (has(oldSelf.password) && self.password == oldSelf.password) : !has(oldSelf.password)) && (has(self.emailPassword) ? (has(oldSelf.emailPassword) && self.emailPassword == oldSelf.emailPassword) : !has(oldSelf.emailPassword)) && (has(self.tls) ? (has(oldSelf.tls) && self.tls == oldSelf.tls) : !has(oldSelf.tls)) && (has(self.dryRun) ? (has(oldSelf.dryRun) && self.dryRun == oldSelf.dryRun) : !has(oldSelf.dryRun)) && (has(self.maxAttempts) ? (has(oldSelf.maxAttempts) && self.maxAttempts == oldSelf.maxAttempts) : !has(oldSelf.maxAttempts)) && (has(self.maxFailures) ? (has(oldSelf.maxFailures) && self.maxFailures == oldSelf.maxFailures) : !has(oldSelf.maxFailures)) && (has(self.allowInsecureHttp) ? (has(oldSelf.allowInsecureHttp) && self.allowInsecureHttp == oldSelf.allowInsecureHttp) : !has(oldSelf.allowInsecureHttp)) && (has(self.requestTimeoutSeconds) ? (has(oldSelf.requestTimeoutSeconds) && self.requestTimeoutSeconds == oldSelf.requestTimeoutSeconds) : !has(oldSelf.requestTimeoutSeconds))")
+        .message("spec is immutable except suspend, concurrency, requestsPerSecond and retryUnknown: create a BulkPasswordReset with a new name for a new run"),
     validation = Rule::new("self.masApiUrl.startsWith('https://') || (has(self.allowInsecureHttp) && self.allowInsecureHttp && self.masApiUrl.startsWith('http://'))")
         .message("masApiUrl must start with https:// (set allowInsecureHttp: true to allow http:// for a test endpoint)")
 )]
@@ -89,6 +90,7 @@ pub struct BulkPasswordResetSpec {
     /// Send again to users whose earlier request may have reached MAS without
     /// a recorded answer (result `Unknown`). Default: false, because a second
     /// request sends the user a second e-mail and a second new password.
+    /// Setting it to true on a finished run sends its Unknown users again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_unknown: Option<bool>,
 

@@ -13,7 +13,7 @@ pub use results::ResultsArgs;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
-    /// What to do.
+    /// Subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -41,7 +41,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The CRD as YAML, as committed in `crds/`.
+/// Returns the CRD as YAML, as committed in `crds/`.
 pub fn crd_yaml() -> anyhow::Result<String> {
     use kube::CustomResourceExt;
     Ok(serde_yaml::to_string(&crate::api::BulkPasswordReset::crd())?)

@@ -46,8 +46,9 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
 
-    /// Users claimed per progress write. A crash makes at most this many
-    /// users Unknown; larger values mean fewer API server writes.
+    /// Users claimed per progress write. A crash makes at most 1.5 times
+    /// this many users, plus the requests in flight, Unknown; larger values
+    /// mean fewer API server writes.
     #[arg(long, default_value_t = 200)]
     pub claim_size: usize,
 
@@ -84,8 +85,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     ready.store(true, Ordering::Relaxed);
 
-    // Leadership: stop everything when it is lost.
+    // Leadership: stop everything when it is lost. The Lease is released
+    // only after the controller stopped, so the next leader finds every
+    // request in flight recorded.
     let stop = shutdown.child_token();
+    let release = CancellationToken::new();
     let mut lease_task = None;
     if args.leader_elect {
         let config = leader::LeaseConfig {
@@ -102,7 +106,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             client.clone(),
             config,
             stop.clone(),
-            shutdown.clone(),
+            release.clone(),
         )));
     }
 
@@ -121,6 +125,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     )
     .await;
 
+    release.cancel();
     shutdown.cancel();
     if let Some(task) = lease_task {
         let _ = task.await;

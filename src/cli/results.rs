@@ -31,7 +31,8 @@ pub struct ResultsArgs {
     #[arg(short, long)]
     pub namespace: Option<String>,
 
-    /// Output format.
+    /// Output format. In CSV, a cell that starts with `=`, `+`, `-` or `@` is
+    /// prefixed with `'` so that a spreadsheet shows it as text.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Format,
 }
@@ -139,6 +140,17 @@ fn write_table(
     Ok(())
 }
 
+/// Prefixes a cell that a spreadsheet would run as a formula (`=`, `+`, `-`,
+/// `@`, tab or CR first) with `'`, so that opening the export in Excel cannot
+/// execute text that came from the user list or from MAS.
+fn spreadsheet_safe(value: &str) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    }
+}
+
 fn write_csv(out: &mut impl Write, records: &[ResultRecord]) -> anyhow::Result<()> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record([
@@ -156,7 +168,7 @@ fn write_csv(out: &mut impl Write, records: &[ResultRecord]) -> anyhow::Result<(
         writer.write_record([
             record.source.clone(),
             record.row.to_string(),
-            record.user_id.clone(),
+            spreadsheet_safe(&record.user_id),
             format!("{:?}", outcome.result),
             outcome
                 .http_status
@@ -164,7 +176,7 @@ fn write_csv(out: &mut impl Write, records: &[ResultRecord]) -> anyhow::Result<(
                 .unwrap_or_default(),
             outcome.error_id.clone().unwrap_or_default(),
             outcome.attempts.to_string(),
-            outcome.message.clone().unwrap_or_default(),
+            spreadsheet_safe(outcome.message.as_deref().unwrap_or_default()),
         ])?;
     }
     writer.flush()?;

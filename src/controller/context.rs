@@ -2,6 +2,7 @@
 //! in progress in this process.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ pub struct OperatorConfig {
     pub allowed_hosts: AllowedHosts,
     /// Users claimed per journal write.
     pub claim_size: usize,
-    /// Longest time an outcome waits before it is written.
+    /// Maximum time an outcome waits before it is written.
     pub flush_interval: Duration,
     /// Name of this operator instance, for `status.progress.holder`.
     pub identity: String,
@@ -40,9 +41,12 @@ pub struct RunHandle {
     pub settings: watch::Sender<Settings>,
     /// Becomes true when the run task has written its final status.
     pub finished: watch::Receiver<bool>,
+    /// Set before `cancel` when the resource is being deleted, so the task
+    /// writes no final phase.
+    pub deleting: Arc<AtomicBool>,
 }
 
-/// Why a resource waits before its next run attempt.
+/// Wait of a resource before its next run attempt.
 #[derive(Clone, Debug)]
 pub struct Parked {
     /// No new attempt before this instant...

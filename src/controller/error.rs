@@ -13,7 +13,7 @@ pub enum InputError {
         namespace: String,
         /// Name of the Secret.
         name: String,
-        /// What the Secret is for, in words.
+        /// Purpose of the Secret, in words.
         purpose: &'static str,
     },
     /// A referenced ConfigMap does not exist.
@@ -25,7 +25,7 @@ pub enum InputError {
         namespace: String,
         /// Name of the ConfigMap.
         name: String,
-        /// What the ConfigMap is for, in words.
+        /// Purpose of the ConfigMap, in words.
         purpose: &'static str,
     },
     /// A referenced key is missing from its object.
@@ -35,7 +35,7 @@ pub enum InputError {
         object: String,
         /// The missing key.
         key: String,
-        /// What the key is for, in words.
+        /// Purpose of the key, in words.
         purpose: &'static str,
         /// Keys that the object has, comma separated.
         found: String,
@@ -49,7 +49,7 @@ pub enum InputError {
         object: String,
         /// The key.
         key: String,
-        /// What the key is for, in words.
+        /// Purpose of the key, in words.
         purpose: &'static str,
     },
     /// The user list cannot be read at all.
@@ -72,7 +72,7 @@ pub enum InputError {
     InvalidUrl {
         /// The URL as written.
         url: String,
-        /// What is wrong.
+        /// Description of the problem.
         detail: String,
     },
     /// The operator's allowlist does not contain the host.
@@ -131,7 +131,7 @@ pub enum Error {
     /// A Kubernetes API call failed.
     #[error("{step} failed for BulkPasswordReset {namespace}/{name}: {source}")]
     Kube {
-        /// What the controller was doing.
+        /// Step that failed.
         step: &'static str,
         /// Namespace of the resource.
         namespace: String,

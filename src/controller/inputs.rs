@@ -15,8 +15,11 @@ use crate::password::{self, ClassMinimums, PasswordRules};
 use crate::secret::SecretString;
 use crate::userlist::{self, ParseOptions, Source, UserList};
 
-/// Default seconds to wait for one MAS answer.
+/// Default seconds to wait for one MAS response.
 const DEFAULT_REQUEST_TIMEOUT_SECONDS: i32 = 30;
+
+/// Maximum time for the TCP connect plus TLS handshake of one request.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything a run reads from the cluster before it sends anything.
 pub struct RunInputs {
@@ -310,6 +313,7 @@ async fn client_config(
     let timeout_seconds = spec
         .request_timeout_seconds
         .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECONDS);
+    let request_timeout = Duration::from_secs(timeout_seconds.max(1) as u64);
     Ok(ClientConfig {
         base_url: spec.mas_api_url.trim_end_matches('/').to_owned(),
         ca_bundle_pem,
@@ -317,8 +321,8 @@ async fn client_config(
             .and_then(|tls| tls.insecure_skip_tls_verify)
             .unwrap_or(false),
         allow_http,
-        request_timeout: Duration::from_secs(timeout_seconds.max(1) as u64),
-        connect_timeout: Duration::from_secs(10),
+        request_timeout,
+        connect_timeout: connect_timeout(request_timeout),
         max_idle_per_host: spec.concurrency.unwrap_or(4).max(1) as usize,
     })
 }
@@ -362,6 +366,14 @@ fn redact_url(url: &str) -> String {
         shown.push_str(fragment);
     }
     shown
+}
+
+/// Returns the connect timeout for `request_timeout`: at most
+/// [`MAX_CONNECT_TIMEOUT`] and half of it. The MAS client requires it to be
+/// shorter than the request timeout, so that a request timeout always means
+/// the connection was made and the request may have reached MAS.
+fn connect_timeout(request_timeout: Duration) -> Duration {
+    MAX_CONNECT_TIMEOUT.min(request_timeout / 2)
 }
 
 async fn read_object_key(
@@ -523,6 +535,26 @@ mod tests {
         for (url, expected) in cases {
             assert_eq!(redact_url(url), expected, "{url}");
         }
+    }
+
+    #[test]
+    fn connect_timeout_shorter_than_every_request_timeout() {
+        for seconds in [1, 2, 3, 10, 20, 21, 30, 600] {
+            let request = Duration::from_secs(seconds);
+
+            let connect = connect_timeout(request);
+
+            assert!(connect < request, "request timeout {seconds}s");
+            assert!(connect <= MAX_CONNECT_TIMEOUT, "request timeout {seconds}s");
+        }
+        assert_eq!(
+            connect_timeout(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            connect_timeout(Duration::from_secs(30)),
+            MAX_CONNECT_TIMEOUT
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use reconcile::FINALIZER;
 use crate::api::BulkPasswordReset;
 use crate::metrics::Metrics;
 
-/// Longest wait at shutdown for runs to record what was in flight.
+/// Maximum wait at shutdown for runs to record what was in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(40);
 
 /// Runs the controller until `shutdown` is cancelled, then stops every run

@@ -3,6 +3,7 @@
 //! so a reconcile returns in milliseconds.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -30,7 +31,7 @@ const RUNNING_RESYNC: Duration = Duration::from_secs(300);
 /// How often a paused run checks whether its credentials Secret changed.
 const CREDENTIALS_POLL: Duration = Duration::from_secs(15);
 
-/// Longest wait for a run task to stop when its resource is deleted.
+/// Maximum wait for a run task to stop when its resource is deleted.
 const DELETE_GRACE: Duration = Duration::from_secs(10);
 
 /// Reconciles one `BulkPasswordReset`.
@@ -66,12 +67,29 @@ async fn apply(resource: Arc<BulkPasswordReset>, ctx: Arc<Context>) -> Result<Ac
     let phase = status.phase;
     let generation = resource.metadata.generation;
 
-    // A finished run stays finished; only observedGeneration follows spec edits.
+    // A finished run stays finished; only observedGeneration follows spec
+    // edits. The one exception is an explicit request: retryUnknown set to
+    // true by a spec edit after the run ended with Unknown users.
     if matches!(
         phase,
         Some(Phase::Succeeded | Phase::PartiallyFailed | Phase::Failed)
     ) {
-        if status.observed_generation != generation {
+        let edited = status.observed_generation != generation;
+        let unknown = status.counts.as_ref().map_or(0, |counts| counts.unknown);
+        let running = ctx
+            .runs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains_key(&uid);
+        if edited && unknown > 0 && resource.spec.retry_unknown == Some(true) && !running {
+            info!(
+                unknown,
+                "retryUnknown set on a finished run; sending its Unknown users again"
+            );
+            run_task::spawn(ctx, resource);
+            return Ok(Action::requeue(RUNNING_RESYNC));
+        }
+        if edited {
             write_observed_generation(&resource, &ctx).await?;
         }
         return Ok(Action::await_change());
@@ -188,6 +206,7 @@ async fn cleanup(resource: Arc<BulkPasswordReset>, ctx: &Context) -> Result<Acti
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         runs.get(&uid).map(|handle| {
+            handle.deleting.store(true, Ordering::Relaxed);
             handle.cancel.cancel();
             handle.finished.clone()
         })
@@ -246,6 +265,11 @@ async fn write_observed_generation(
     apply_status(resource, ctx, &status, "write observedGeneration").await
 }
 
+/// Applies `status`, which was built from the cached `resource`, with the
+/// cached `resourceVersion` as a precondition. Without it a stale cache
+/// could write back an older `status.progress` over a run's last
+/// checkpoint. A conflict means a newer version exists, and its watch
+/// event reconciles again, so the write is skipped.
 async fn apply_status(
     resource: &BulkPasswordReset,
     ctx: &Context,
@@ -259,16 +283,30 @@ async fn apply_status(
     let patch = serde_json::json!({
         "apiVersion": BulkPasswordReset::api_version(&()),
         "kind": BulkPasswordReset::kind(&()),
+        "metadata": {
+            "name": resource.name_any(),
+            "resourceVersion": resource.metadata.resource_version,
+        },
         "status": status,
     });
-    api.patch_status(
-        &resource.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map_err(|source| kube_error(step, resource, source))?;
-    Ok(())
+    let result = api
+        .patch_status(
+            &resource.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(patch),
+        )
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(problem)) if problem.code == 409 => {
+            debug!(
+                step,
+                "resource changed since it was cached; skipping the status write"
+            );
+            Ok(())
+        }
+        Err(source) => Err(kube_error(step, resource, source)),
+    }
 }
 
 fn kube_error(step: &'static str, resource: &BulkPasswordReset, source: kube::Error) -> Error {

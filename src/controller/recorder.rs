@@ -1,9 +1,10 @@
 //! The recorder: the one writer of a run's status and result ConfigMaps.
 //!
 //! Status writes carry the `resourceVersion` of the last write as a
-//! precondition. When the API server answers 409 Conflict, the recorder
+//! precondition. When the API server returns 409 Conflict, the recorder
 //! reads the object again: if the progress marks are still the ones it last
-//! wrote (only the spec or metadata changed), it writes again; otherwise
+//! wrote (only the spec or metadata changed), or carry its own holder (a
+//! write of its own whose response was lost), it writes again; otherwise
 //! another instance took the run over, and this one stops.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,8 +44,8 @@ pub struct RunRecorder {
     resource_version: Option<String>,
     holder: String,
     outcomes: BTreeMap<usize, Outcome>,
-    /// Progress marks the server holds after the last write of this
-    /// recorder (at first: as read).
+    /// Progress marks on the server after the last write of this recorder
+    /// (at first: as read).
     written_progress: Option<Progress>,
     /// Output Secrets with per-user passwords, when the run has them.
     passwords: Option<PasswordStore>,
@@ -103,7 +104,7 @@ impl PasswordStore {
 }
 
 impl RunRecorder {
-    /// A recorder for `resource`, writing as `holder`.
+    /// Creates a recorder for `resource` that writes as `holder`.
     pub fn new(
         client: &Client,
         resource: &BulkPasswordReset,
@@ -467,7 +468,11 @@ impl RunRecorder {
     }
 
     /// After a 409: reads the object again and fails with `Fenced` unless
-    /// the progress marks on the server are still the ones last written.
+    /// the progress marks on the server are still the ones last written or
+    /// name this recorder's holder. The holder is unique per run task, so
+    /// only this recorder writes it: a server copy with it means that a
+    /// write whose response was lost (a timeout, an API server restart)
+    /// was applied, not that another instance took over.
     async fn check_still_holder(&mut self) -> Result<(), JournalError> {
         let current =
             retry_transient("read BulkPasswordReset", || self.resources.get(&self.name)).await?;
@@ -486,7 +491,9 @@ impl RunRecorder {
             }
             _ => false,
         };
-        if !unchanged {
+        let own_write =
+            server.is_some_and(|server| server.holder.as_deref() == Some(self.holder.as_str()));
+        if !unchanged && !own_write {
             return Err(JournalError::Fenced {
                 detail: format!(
                     "status.progress.holder is now {:?}",
@@ -574,5 +581,181 @@ pub fn is_transient(error: &kube::Error) -> bool {
         kube::Error::Api(status) => status.code == 429 || status.code >= 500,
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Mutex as StdMutex;
+
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper::{Method, Request, Response};
+    use kube::client::Body;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// A BulkPasswordReset on a fake API server that applies status with the
+    /// `resourceVersion` precondition, as kube-apiserver does.
+    struct FakeServer {
+        object: Value,
+        version: u64,
+        /// Apply the next status write, then answer 503 as if the response
+        /// were lost.
+        lose_next_response: bool,
+    }
+
+    impl FakeServer {
+        fn progress(&self) -> Progress {
+            serde_json::from_value(self.object["status"]["progress"].clone())
+                .expect("server has progress")
+        }
+
+        /// Changes the object as another client would: the version moves.
+        fn touch(&mut self, change: impl FnOnce(&mut Value)) {
+            change(&mut self.object);
+            self.version += 1;
+            self.object["metadata"]["resourceVersion"] = json!(self.version.to_string());
+        }
+
+        fn handle(&mut self, method: &Method, path: &str, body: &[u8]) -> (u16, Value) {
+            if *method == Method::GET {
+                return (200, self.object.clone());
+            }
+            if *method != Method::PATCH || !path.ends_with("/status") {
+                return (404, status_body(404, "NotFound"));
+            }
+
+            let patch: Value = serde_json::from_slice(body).expect("patch is JSON");
+            let expected = patch["metadata"]["resourceVersion"].as_str();
+            if expected.is_some_and(|version| version != self.version.to_string()) {
+                return (409, status_body(409, "Conflict"));
+            }
+            let status = patch["status"].clone();
+            self.touch(|object| object["status"] = status);
+            if std::mem::take(&mut self.lose_next_response) {
+                return (503, status_body(503, "ServiceUnavailable"));
+            }
+            (200, self.object.clone())
+        }
+    }
+
+    fn status_body(code: u16, reason: &str) -> Value {
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": reason, "reason": reason, "code": code,
+        })
+    }
+
+    fn fake_client(server: Arc<StdMutex<FakeServer>>) -> Client {
+        let service = tower::service_fn(move |request: Request<Body>| {
+            let server = server.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = body.collect().await.expect("request body").to_bytes();
+                let (code, value) = server.lock().expect("fake server lock").handle(
+                    &parts.method,
+                    parts.uri.path(),
+                    &body,
+                );
+                let response = Response::builder()
+                    .status(code)
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(value.to_string())))
+                    .expect("response");
+                Ok::<_, Infallible>(response)
+            }
+        });
+        Client::new(service, "default")
+    }
+
+    /// A fake server with a run that has no status yet, and a recorder for
+    /// it writing as `holder`.
+    fn recorder_on_fake_server(holder: &str) -> (RunRecorder, Arc<StdMutex<FakeServer>>) {
+        let object = json!({
+            "apiVersion": "masreset.dev/v1alpha1",
+            "kind": "BulkPasswordReset",
+            "metadata": {
+                "name": "run", "namespace": "default", "uid": "uid-1",
+                "resourceVersion": "1", "generation": 1,
+            },
+            "spec": {
+                "masApiUrl": "https://mas.example.com",
+                "credentials": { "secretName": "mas-credentials" },
+                "userList": { "sources": [ { "configMapName": "users", "key": "users.csv" } ] },
+            },
+        });
+        let resource: BulkPasswordReset =
+            serde_json::from_value(object.clone()).expect("valid resource");
+        let server = Arc::new(StdMutex::new(FakeServer {
+            object,
+            version: 1,
+            lose_next_response: false,
+        }));
+        let recorder = RunRecorder::new(
+            &fake_client(server.clone()),
+            &resource,
+            Arc::new(UserList::default()),
+            Arc::default(),
+            holder.to_owned(),
+        );
+        (recorder, server)
+    }
+
+    #[tokio::test]
+    async fn foreign_holder_fences_next_write() {
+        let (mut recorder, server) = recorder_on_fake_server("a/00000001");
+        recorder.update_progress(10);
+        recorder.write_status().await.expect("first write");
+
+        server.lock().unwrap().touch(|object| {
+            object["status"]["progress"]["holder"] = json!("b/00000002");
+        });
+        recorder.update_progress(20);
+        let result = recorder.write_status().await;
+
+        assert!(
+            matches!(result, Err(JournalError::Fenced { .. })),
+            "{result:?}"
+        );
+        let progress = server.lock().unwrap().progress();
+        assert_eq!(progress.holder.as_deref(), Some("b/00000002"));
+        assert_eq!(progress.claimed, 10);
+    }
+
+    #[tokio::test]
+    async fn metadata_change_does_not_fence() {
+        let (mut recorder, server) = recorder_on_fake_server("a/00000001");
+        recorder.update_progress(10);
+        recorder.write_status().await.expect("first write");
+
+        server.lock().unwrap().touch(|object| {
+            object["metadata"]["annotations"] = json!({ "touched": "1" });
+        });
+        recorder.update_progress(20);
+        recorder
+            .write_status()
+            .await
+            .expect("write after a metadata change");
+
+        assert_eq!(server.lock().unwrap().progress().claimed, 20);
+    }
+
+    #[tokio::test]
+    async fn lost_response_of_own_write_does_not_fence() {
+        let (mut recorder, server) = recorder_on_fake_server("a/00000001");
+        server.lock().unwrap().lose_next_response = true;
+
+        recorder.update_progress(10);
+        recorder
+            .write_status()
+            .await
+            .expect("write whose first response was lost");
+
+        let progress = server.lock().unwrap().progress();
+        assert_eq!(progress.holder.as_deref(), Some("a/00000001"));
+        assert_eq!(progress.claimed, 10);
     }
 }

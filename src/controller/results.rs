@@ -43,7 +43,7 @@ pub struct ResultRecord {
     pub outcome: Outcome,
 }
 
-/// Chunk that holds the user at `index`.
+/// Returns the chunk that contains the user at `index`.
 pub fn chunk_of(index: usize) -> usize {
     index / ROWS_PER_CHUNK
 }

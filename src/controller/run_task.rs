@@ -2,11 +2,12 @@
 //! recorded progress, sends, and writes the final phase.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kube::ResourceExt;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
 use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +58,7 @@ pub fn spawn(ctx: Arc<Context>, resource: Arc<BulkPasswordReset>) {
     let cancel = ctx.shutdown.child_token();
     let (settings_tx, settings_rx) = watch::channel(settings_of(&resource));
     let (finished_tx, finished_rx) = watch::channel(false);
+    let deleting = Arc::new(AtomicBool::new(false));
 
     ctx.runs
         .lock()
@@ -67,14 +69,23 @@ pub fn spawn(ctx: Arc<Context>, resource: Arc<BulkPasswordReset>) {
                 cancel: cancel.clone(),
                 settings: settings_tx,
                 finished: finished_rx,
+                deleting: deleting.clone(),
             },
         );
 
     let span = info_span!("run", namespace = %resource.namespace().unwrap_or_default(), name = %resource.name_any());
     tokio::spawn(
         async move {
-            let parked = run(&ctx, &resource, cancel, settings_rx).await;
+            let parked = run(&ctx, &resource, cancel, settings_rx, &deleting).await;
 
+            // Park before leaving `runs`: a reconcile in between would find
+            // neither and start the run again at once.
+            if let Some(parked) = parked {
+                ctx.parked
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(uid.clone(), parked);
+            }
             {
                 let mut runs = ctx
                     .runs
@@ -82,16 +93,13 @@ pub fn spawn(ctx: Arc<Context>, resource: Arc<BulkPasswordReset>) {
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 runs.remove(&uid);
             }
-            if let Some(parked) = parked {
-                ctx.parked
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .insert(uid, parked);
-            }
             let _ = finished_tx.send(true);
             // Reconcile again now that no task runs: a final phase does
-            // nothing, a parked run requeues itself.
-            let _ = ctx.trigger.send(ObjectRef::from_obj(&*resource));
+            // nothing, a parked run requeues itself. A deleted resource is
+            // gone from the controller's cache, so it is not triggered.
+            if !deleting.load(Ordering::Relaxed) {
+                let _ = ctx.trigger.send(ObjectRef::from_obj(&*resource));
+            }
         }
         .instrument(span),
     );
@@ -104,6 +112,7 @@ async fn run(
     resource: &BulkPasswordReset,
     cancel: CancellationToken,
     settings: watch::Receiver<Settings>,
+    deleting: &AtomicBool,
 ) -> Option<Parked> {
     let previous = resource.status.clone().unwrap_or_default();
     let holder = format!("{}/{:08x}", ctx.config.identity, rand::random::<u32>());
@@ -364,6 +373,10 @@ async fn run(
     .await;
 
     // 7. Final phase.
+    if matches!(stop, StopReason::Cancelled) && deleting.load(Ordering::Relaxed) {
+        info!("run stopped: the resource is being deleted");
+        return None;
+    }
     finish(
         ctx,
         resource,
@@ -451,6 +464,12 @@ async fn finish(
         ),
         StopReason::Cancelled if ctx.shutdown.is_cancelled() => {
             info!(%summary, "run stopped for operator shutdown; it resumes on the next start");
+            return None;
+        }
+        // The finalizer cancelled the run and deletes its results next; a
+        // Paused phase and a Suspended Event would be false.
+        StopReason::Cancelled if is_being_deleted(ctx, resource).await => {
+            info!(%summary, "run stopped because its resource is being deleted");
             return None;
         }
         StopReason::Cancelled => (
@@ -564,6 +583,26 @@ async fn report_input_problem(
         problem.to_string(),
     )
     .await;
+}
+
+/// Returns whether the resource is gone, replaced by one of the same name,
+/// or has a deletion timestamp. When it cannot be read, it counts as not
+/// deleted.
+async fn is_being_deleted(ctx: &Context, resource: &BulkPasswordReset) -> bool {
+    let api: Api<BulkPasswordReset> = Api::namespaced(
+        ctx.client.clone(),
+        &resource.namespace().unwrap_or_default(),
+    );
+    match api.get_opt(&resource.name_any()).await {
+        Ok(Some(live)) => {
+            live.metadata.deletion_timestamp.is_some() || live.uid() != resource.uid()
+        }
+        Ok(None) => true,
+        Err(error) => {
+            warn!(error = %error, "reading the resource failed; reporting the stop as a suspend");
+            false
+        }
+    }
 }
 
 /// Writes a phase for a run that has not started sending.

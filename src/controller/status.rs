@@ -1,4 +1,4 @@
-//! Builds status from what a run knows: phase, conditions and the capped
+//! Builds status from the state of a run: phase, conditions and the capped
 //! list of users shown inline. Writing it is the recorder's job.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -30,7 +30,7 @@ pub struct PhaseReason {
 }
 
 impl PhaseReason {
-    /// A phase with its reason and message.
+    /// Creates a phase with its reason and message.
     pub fn new(phase: Phase, reason: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             phase,

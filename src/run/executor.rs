@@ -7,7 +7,7 @@
 //! dispatches the next user, and keeps one journal write in flight at a time.
 //! A user is dispatched only when its position is below the durable claim.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -65,9 +65,10 @@ pub struct ExecutorConfig {
     pub retry: RetryPolicy,
     /// Stop after this many failed users.
     pub max_failures: Option<u64>,
-    /// Users claimed per journal write. A crash turns at most this many
-    /// users into `Unknown`, and a run of N users needs about N / claim_size
-    /// claim writes.
+    /// Users claimed per journal write; a run of N users needs about
+    /// N / claim_size claim writes. The claim grows by this many users once
+    /// half of it is used, so a crash turns at most 1.5 × claim_size users
+    /// plus the requests in flight into `Unknown`.
     pub claim_size: usize,
     /// Longest time a recorded outcome waits before it is written.
     pub flush_interval: Duration,
@@ -168,6 +169,9 @@ pub async fn execute(
 
     let mut queue: VecDeque<usize> = pending.into();
     let mut workers: JoinSet<(usize, WorkerOutcome)> = JoinSet::new();
+    // List position of each worker's user, to find the user of a worker
+    // that panicked.
+    let mut worker_users: HashMap<tokio::task::Id, usize> = HashMap::new();
     let mut unsaved: Vec<(usize, Outcome)> = Vec::new();
     let mut journal_slot: Option<Box<dyn Journal>> = Some(journal);
     let mut persisting: Fuse<PersistFuture> = Fuse::terminated();
@@ -186,7 +190,8 @@ pub async fn execute(
                 }
                 queue.pop_front();
                 let user_id = user_ids[index].clone();
-                workers.spawn(send_user(index, user_id, shared.clone()));
+                let worker = workers.spawn(send_user(index, user_id, shared.clone()));
+                worker_users.insert(worker.id(), index);
             }
         }
 
@@ -226,13 +231,21 @@ pub async fn execute(
         }
 
         tokio::select! {
-            Some(joined) = workers.join_next(), if !workers.is_empty() => {
+            Some(joined) = workers.join_next_with_id(), if !workers.is_empty() => {
                 let (index, outcome) = match joined {
-                    Ok(pair) => pair,
+                    Ok((worker, pair)) => {
+                        worker_users.remove(&worker);
+                        pair
+                    }
                     Err(error) => {
-                        // A worker panicked: its user may have been sent.
-                        warn!(error = %error, "worker task failed; its user stays claimed and becomes Unknown after a restart");
-                        continue;
+                        // A worker panicked and its user may have been sent.
+                        // Left without an outcome, the user would fall below
+                        // the final claim and be sent again on resume.
+                        let Some(index) = worker_users.remove(&error.id()) else {
+                            continue;
+                        };
+                        warn!(error = %error, index, "worker task failed; its user is recorded as Unknown");
+                        (index, WorkerOutcome::Final(Outcome::worker_failed()))
                     }
                 };
                 match outcome {
@@ -377,9 +390,9 @@ async fn send_user_attempts(index: usize, user_id: &str, shared: &WorkerShared) 
             return stopped(maybe_applied, attempts);
         }
 
-        let rate = shared.settings.borrow().requests_per_second;
+        let settings = &shared.settings;
         tokio::select! {
-            () = shared.pacer.wait(rate) => {}
+            () = shared.pacer.wait(|| settings.borrow().requests_per_second) => {}
             () = shared.cancel.cancelled() => return stopped(maybe_applied, attempts),
         }
 
@@ -491,8 +504,11 @@ fn outcome_of(result: UserResult, attempt: &Attempt, attempts: u32) -> Outcome {
             error.as_ref().and_then(|error| error.id.clone()),
             error.as_ref().and_then(|error| error.message.clone()),
         ),
-        Attempt::NotSent { detail, .. } | Attempt::Indeterminate { detail, .. } => {
-            (None, None, Some(detail.clone()))
+        // The summary names the failed step ("not sent (connect)", "outcome
+        // unknown (timeout)") before the cause, so the result table shows
+        // whether MAS may have received the request.
+        Attempt::NotSent { .. } | Attempt::Indeterminate { .. } => {
+            (None, None, Some(attempt.to_string()))
         }
     };
     Outcome {

@@ -28,7 +28,8 @@ pub struct Outcome {
     /// Cleaned error message, free of secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Requests sent for this user; 0 when recovered as unknown after a crash.
+    /// Requests sent for this user, or 0 when the count was lost: recovered
+    /// as Unknown after a crash, or its worker task failed.
     pub attempts: u32,
 }
 
@@ -42,6 +43,20 @@ impl Outcome {
             error_id: None,
             message: Some(
                 "the operator stopped after this request may have been sent and before its answer was recorded; check the user in MAS, or set retryUnknown: true to send again".to_owned(),
+            ),
+            attempts: 0,
+        }
+    }
+
+    /// Outcome of a user whose worker task failed (panicked) after its
+    /// request may have been sent.
+    pub fn worker_failed() -> Self {
+        Self {
+            result: UserResult::Unknown,
+            http_status: None,
+            error_id: None,
+            message: Some(
+                "the task sending this request failed after the request may have been sent; check the user in MAS, or set retryUnknown: true to send again".to_owned(),
             ),
             attempts: 0,
         }

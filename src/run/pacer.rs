@@ -5,57 +5,69 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-/// Spaces requests at least `1 / rate` seconds apart, across all workers.
+/// Factor by which the interval between requests exceeds `1 / rate`.
 ///
-/// With slots at least 1/R apart, any one-second window holds at most R
-/// requests. A slot is taken before the request is sent, so a slow answer
-/// never lets the next requests bunch up.
+/// With exactly `1 / R` between sends, request `k` and request `k + R` leave
+/// one second apart, so MAS receives `R + 1` requests in one second as soon
+/// as request `k` takes 1 ms longer on the way than request `k + R`. A 5 %
+/// wider interval puts 1.05 s between them, so MAS receives at most `R`
+/// requests in any one-second window unless their delays differ by 50 ms or
+/// more.
+pub const INTERVAL_HEADROOM: f64 = 1.05;
+
+/// Spaces requests [`INTERVAL_HEADROOM`]` / rate` seconds apart, across all
+/// workers of a run.
+///
+/// Workers take turns in FIFO order, and each waits for the interval after
+/// the previous request was released, measured from when that release really
+/// happened. So a worker that wakes late delays the ones behind it instead
+/// of sending right before them.
 #[derive(Debug)]
 pub struct Pacer {
-    next_slot: Mutex<Option<Instant>>,
+    last_release: Mutex<Option<Instant>>,
 }
 
 impl Pacer {
-    /// A pacer with no slot taken yet.
+    /// Creates a pacer that has released nothing yet.
     pub fn new() -> Self {
         Self {
-            next_slot: Mutex::new(None),
+            last_release: Mutex::new(None),
         }
     }
 
-    /// Waits for the next free slot at `rate` requests per second; returns at
-    /// once when `rate` is `None`.
-    pub async fn wait(&self, rate: Option<u32>) {
-        let Some(rate) = rate.filter(|rate| *rate > 0) else {
-            return;
-        };
-        let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    /// Waits for this worker's turn at the rate that `rate` returns when the
+    /// turn comes, so a rate change applies to the next request. A rate of
+    /// `None` (or 0) releases at once.
+    pub async fn wait(&self, rate: impl Fn() -> Option<u32>) {
+        let mut last_release = self.last_release.lock().await;
 
-        let slot = {
-            let mut next_slot = self.next_slot.lock().await;
-            let now = Instant::now();
-            let slot = next_slot.map_or(now, |next| next.max(now));
-            *next_slot = Some(slot + interval);
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+        if let Some(rate) = rate().filter(|rate| *rate > 0)
+            && let Some(last) = *last_release
+        {
+            let interval = Duration::from_secs_f64(INTERVAL_HEADROOM / f64::from(rate));
+            tokio::time::sleep_until(last + interval).await;
+        }
+        *last_release = Some(Instant::now());
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn slots_are_spaced_by_interval() {
+    async fn releases_are_spaced_by_interval() {
         let pacer = Pacer::new();
         let start = Instant::now();
 
         for _ in 0..5 {
-            pacer.wait(Some(10)).await;
+            pacer.wait(|| Some(10)).await;
         }
 
-        assert!(start.elapsed() >= Duration::from_millis(400));
+        // Four intervals of 105 ms after the first release.
+        assert!(start.elapsed() >= Duration::from_millis(420));
     }
 
     #[tokio::test(start_paused = true)]
@@ -64,9 +76,44 @@ mod tests {
         let start = Instant::now();
 
         for _ in 0..100 {
-            pacer.wait(None).await;
+            pacer.wait(|| None).await;
         }
 
         assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_release_moves_the_next_one() {
+        let pacer = Pacer::new();
+        pacer.wait(|| Some(10)).await;
+
+        // The next worker is 300 ms late; the one after it still waits a
+        // whole interval after that late release.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        pacer.wait(|| Some(10)).await;
+        let late = Instant::now();
+        pacer.wait(|| Some(10)).await;
+
+        assert!(late.elapsed() >= Duration::from_millis(105));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_workers_never_release_closer_than_interval() {
+        let pacer = Arc::new(Pacer::new());
+        let mut workers = tokio::task::JoinSet::new();
+
+        for _ in 0..8 {
+            let pacer = pacer.clone();
+            workers.spawn(async move {
+                pacer.wait(|| Some(20)).await;
+                Instant::now()
+            });
+        }
+        let mut releases = workers.join_all().await;
+        releases.sort();
+
+        for pair in releases.windows(2) {
+            assert!(pair[1] - pair[0] >= Duration::from_micros(52_500));
+        }
     }
 }
