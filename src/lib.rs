@@ -1,8 +1,8 @@
 //! mas-reset-operator: resets IBM Maximo Application Suite passwords in bulk
 //! from a `BulkPasswordReset` custom resource.
 //!
-//! The domain core (`userlist`, `mas`, `run`) has no Kubernetes types and is
-//! tested on its own; `api` holds the Kubernetes types and `controller`
+//! The domain core (`userlist`, `mas`, `password`, `run`) has no Kubernetes
+//! types and is tested on its own; `api` holds the Kubernetes types and `controller`
 //! joins the two. `simulator` is the MAS API stand-in for tests and demos.
 
 pub mod api;
@@ -11,6 +11,7 @@ pub mod controller;
 pub mod http;
 pub mod mas;
 pub mod metrics;
+pub mod password;
 pub mod run;
 pub mod secret;
 pub mod simulator;

@@ -41,6 +41,43 @@ fn crd_file_matches_generated() {
     );
 }
 
+/// Collects the property paths of a JSON schema whose name mentions a
+/// namespace.
+fn namespace_properties(schema: &serde_json::Value, path: &str, found: &mut Vec<String>) {
+    if let Some(properties) = schema.get("properties").and_then(|value| value.as_object()) {
+        for (name, property) in properties {
+            let property_path = format!("{path}.{name}");
+            if name.to_ascii_lowercase().contains("namespace") {
+                found.push(property_path.clone());
+            }
+            namespace_properties(property, &property_path, found);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        namespace_properties(items, &format!("{path}[]"), found);
+    }
+}
+
+#[test]
+fn spec_references_have_no_namespace() {
+    // Every Secret and ConfigMap a resource names is read from the
+    // resource's own namespace, because no reference can name another.
+    let crd = serde_json::to_value(BulkPasswordReset::crd()).unwrap();
+    let versions = crd["spec"]["versions"].as_array().unwrap();
+    assert!(!versions.is_empty());
+
+    for version in versions {
+        let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        assert!(spec.get("properties").is_some(), "no spec schema");
+        let mut found = Vec::new();
+        namespace_properties(spec, "spec", &mut found);
+        assert!(
+            found.is_empty(),
+            "spec fields that name a namespace: {found:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn crd_becomes_established() {
     let plane = mas_reset_harness::shared().await;

@@ -88,6 +88,22 @@ pub enum InputError {
     /// The MAS client could not be built (for example an unreadable CA bundle).
     #[error("the MAS client could not be set up: {0}")]
     Client(String),
+    /// The settings of mode `Random` allow no password.
+    #[error("{detail}")]
+    InvalidPasswordSettings {
+        /// The field, its value and the fix.
+        detail: String,
+    },
+    /// A password Secret of the run exists but belongs to someone else.
+    #[error(
+        "Secret {namespace}/{name} exists and is not owned by this BulkPasswordReset, so the operator does not store passwords in it; delete or rename that Secret, or create the BulkPasswordReset with another spec.password.random.outputSecretName"
+    )]
+    PasswordSecretNotOwned {
+        /// Namespace of the Secret.
+        namespace: String,
+        /// Name of the Secret.
+        name: String,
+    },
 }
 
 impl InputError {
@@ -103,6 +119,8 @@ impl InputError {
             Self::InvalidUrl { .. } => "InvalidMasApiUrl",
             Self::HostNotAllowed { .. } => "HostNotAllowed",
             Self::Client(_) => "InvalidTlsSettings",
+            Self::InvalidPasswordSettings { .. } => "InvalidPasswordSettings",
+            Self::PasswordSecretNotOwned { .. } => "PasswordSecretConflict",
         }
     }
 }

@@ -9,8 +9,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client};
 
 use super::error::InputError;
-use crate::api::{BulkPasswordReset, ObjectKeyRef, PasswordMode};
+use crate::api::{BulkPasswordReset, ObjectKeyRef, PasswordMode, RandomPasswordSpec};
 use crate::mas::{ClientConfig, Credentials, PasswordBody};
+use crate::password::{self, ClassMinimums, PasswordRules};
 use crate::secret::SecretString;
 use crate::userlist::{self, ParseOptions, Source, UserList};
 
@@ -30,10 +31,20 @@ pub struct RunInputs {
     pub credentials: Credentials,
     /// `resourceVersion` of the credentials Secret, to notice a replaced token.
     pub credentials_version: String,
-    /// Request body for mode `MasGenerated` and `Fixed`.
-    pub password: PasswordBody,
+    /// Source of each user's new password.
+    pub password: NewPasswords,
     /// Settings of the MAS client.
     pub client_config: ClientConfig,
+}
+
+/// Source of each user's new password.
+#[derive(Debug)]
+pub enum NewPasswords {
+    /// The same request body for every user: `{}` (mode `MasGenerated`) or
+    /// one password from a Secret (mode `Fixed`).
+    SameBody(PasswordBody),
+    /// A password per user that the operator generates (mode `Random`).
+    Random(PasswordRules),
 }
 
 /// Why the inputs could not be read.
@@ -152,16 +163,19 @@ pub async fn load(
     ) {
         (PasswordMode::Fixed, Some(reference)) => {
             let secret = get_secret(client, &namespace, &reference.name, "password").await?;
-            PasswordBody::Password(secret_value(
+            NewPasswords::SameBody(PasswordBody::Password(secret_value(
                 &secret,
                 &namespace,
                 &reference.key,
                 "password",
-            )?)
+            )?))
         }
-        // NOTE: mode Random is accepted by the CRD but not implemented yet;
-        // it falls back to MAS-generated passwords.
-        _ => PasswordBody::MasGenerated,
+        (PasswordMode::Random, _) => {
+            let random = spec.password.as_ref().and_then(|p| p.random.as_ref());
+            NewPasswords::Random(password_rules(random)?)
+        }
+        // The CRD's validation rules reject mode Fixed without secretKeyRef.
+        _ => NewPasswords::SameBody(PasswordBody::MasGenerated),
     };
 
     let (users, source_names) = load_user_list(client, resource).await?;
@@ -180,6 +194,37 @@ pub async fn load(
         credentials_version,
         password,
         client_config,
+    })
+}
+
+/// Builds the generator rules of mode `Random`, with the documented
+/// defaults for fields left out.
+fn password_rules(random: Option<&RandomPasswordSpec>) -> Result<PasswordRules, InputError> {
+    let count = |field: &'static str, value: Option<i32>, default: usize| match value {
+        None => Ok(default),
+        Some(value) => usize::try_from(value).map_err(|_| InputError::InvalidPasswordSettings {
+            detail: format!("spec.password.random.{field} is {value}; set it to 0 or more"),
+        }),
+    };
+    let length = count(
+        "length",
+        random.and_then(|r| r.length),
+        password::DEFAULT_LENGTH,
+    )?;
+    let minimums = ClassMinimums {
+        upper: count("minUpper", random.and_then(|r| r.min_upper), 1)?,
+        lower: count("minLower", random.and_then(|r| r.min_lower), 1)?,
+        digits: count("minDigits", random.and_then(|r| r.min_digits), 1)?,
+        special: count("minSpecial", random.and_then(|r| r.min_special), 1)?,
+    };
+    let special = random
+        .and_then(|r| r.special_characters.as_deref())
+        .unwrap_or(password::DEFAULT_SPECIAL_CHARACTERS);
+
+    PasswordRules::new(length, minimums, special).map_err(|error| {
+        InputError::InvalidPasswordSettings {
+            detail: format!("spec.password.{error}"),
+        }
     })
 }
 
@@ -230,22 +275,23 @@ async fn client_config(
     let spec = &resource.spec;
     let allow_http = spec.allow_insecure_http.unwrap_or(false);
 
+    let shown_url = redact_url(&spec.mas_api_url);
     let url = reqwest::Url::parse(&spec.mas_api_url).map_err(|error| InputError::InvalidUrl {
-        url: spec.mas_api_url.clone(),
+        url: shown_url.clone(),
         detail: error.to_string(),
     })?;
     let scheme_ok = url.scheme() == "https" || (allow_http && url.scheme() == "http");
     if !scheme_ok {
         return Err(InputError::InvalidUrl {
-            url: spec.mas_api_url.clone(),
+            url: shown_url,
             detail: "the scheme must be https (or http with allowInsecureHttp: true)".to_owned(),
         }
         .into());
     }
     if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
         return Err(InputError::InvalidUrl {
-            url: spec.mas_api_url.clone(),
-            detail: "the URL must not contain credentials or a query".to_owned(),
+            url: shown_url,
+            detail: "the URL must not contain credentials or a query; put credentials in the credentials Secret".to_owned(),
         }
         .into());
     }
@@ -279,6 +325,47 @@ async fn client_config(
         connect_timeout: connect_timeout(request_timeout),
         max_idle_per_host: spec.concurrency.unwrap_or(4).max(1) as usize,
     })
+}
+
+/// Returns `url` for messages, with user information (`user:password@`),
+/// query and fragment replaced by `[redacted]`, because a URL written with
+/// credentials in it must not carry them into status, Events and logs. Works
+/// on text that does not parse as a URL, too.
+fn redact_url(url: &str) -> String {
+    const REDACTED: &str = "[redacted]";
+
+    let (before_fragment, fragment) = match url.split_once('#') {
+        Some((head, _)) => (head, Some(REDACTED)),
+        None => (url, None),
+    };
+    let (before_query, query) = match before_fragment.split_once('?') {
+        Some((head, _)) => (head, Some(REDACTED)),
+        None => (before_fragment, None),
+    };
+
+    let authority_start = before_query.find("://").map_or(0, |index| index + 3);
+    let (scheme, rest) = before_query.split_at(authority_start);
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let mut shown = scheme.to_owned();
+    match authority.rfind('@') {
+        Some(at) => {
+            shown.push_str(REDACTED);
+            shown.push_str(&authority[at..]);
+        }
+        None => shown.push_str(authority),
+    }
+    shown.push_str(path);
+
+    if let Some(query) = query {
+        shown.push('?');
+        shown.push_str(query);
+    }
+    if let Some(fragment) = fragment {
+        shown.push('#');
+        shown.push_str(fragment);
+    }
+    shown
 }
 
 /// Returns the connect timeout for `request_timeout`: at most
@@ -427,6 +514,30 @@ fn namespace_of(resource: &BulkPasswordReset) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_url_hides_user_information_and_query() {
+        let cases = [
+            (
+                "https://api.example.com/base",
+                "https://api.example.com/base",
+            ),
+            (
+                "https://admin:S3cret@api.example.com/",
+                "https://[redacted]@api.example.com/",
+            ),
+            (
+                "https://api.example.com/?token=abc#frag",
+                "https://api.example.com/?[redacted]#[redacted]",
+            ),
+            ("https://a:b@c@host", "https://[redacted]@host"),
+            ("admin:S3cret@host:99", "[redacted]@host:99"),
+        ];
+
+        for (url, expected) in cases {
+            assert_eq!(redact_url(url), expected, "{url}");
+        }
+    }
 
     #[test]
     fn connect_timeout_shorter_than_every_request_timeout() {

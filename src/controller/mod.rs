@@ -5,6 +5,7 @@ mod context;
 mod error;
 pub mod inputs;
 pub mod leader;
+pub mod passwords;
 mod reconcile;
 mod recorder;
 pub mod results;

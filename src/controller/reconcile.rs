@@ -16,6 +16,7 @@ use tracing::{debug, info, instrument, warn};
 
 use super::context::Context;
 use super::error::Error;
+use super::passwords;
 use super::results;
 use super::run_task::{self, settings_of};
 use super::status::{self, PhaseReason};
@@ -230,6 +231,14 @@ async fn cleanup(resource: Arc<BulkPasswordReset>, ctx: &Context) -> Result<Acti
     );
     if let Err(error) = results::delete_all(&config_maps, &resource.name_any()).await {
         warn!(error = %error, "deleting result ConfigMaps failed; the garbage collector removes them");
+    }
+    let secrets: Api<Secret> = Api::namespaced(
+        ctx.client.clone(),
+        &resource.namespace().unwrap_or_default(),
+    );
+    let stored = passwords::stores_passwords(&resource);
+    if stored && let Err(error) = passwords::delete_all(&secrets, &resource).await {
+        warn!(error = %error, "deleting password Secrets failed; the garbage collector removes them");
     }
     Ok(Action::await_change())
 }

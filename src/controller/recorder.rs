@@ -12,16 +12,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
+use super::passwords::{self, ReadError};
 use super::results::{self, ResultRecord};
 use super::status::{self, INLINE_ALL_USERS_MAX, INLINE_USERS_CAP, PhaseReason};
 use crate::api::{BulkPasswordReset, BulkPasswordResetStatus, FIELD_MANAGER, Progress, ResultsRef};
+use crate::password::PasswordVault;
 use crate::run::{Checkpoint, Journal, JournalError, Outcome, RunState, UserResult};
 use crate::userlist::UserList;
 
@@ -45,6 +47,60 @@ pub struct RunRecorder {
     /// Progress marks on the server after the last write of this recorder
     /// (at first: as read).
     written_progress: Option<Progress>,
+    /// Output Secrets with per-user passwords, when the run has them.
+    passwords: Option<PasswordStore>,
+}
+
+/// The password Secrets of a run and the vault they are written from.
+struct PasswordStore {
+    api: Api<Secret>,
+    base_name: String,
+    vault: Arc<PasswordVault>,
+    /// Chunks that exist on the server.
+    stored_chunks: BTreeSet<usize>,
+    /// Users below this position have had a password assigned when they
+    /// needed one.
+    assigned_up_to: usize,
+}
+
+impl PasswordStore {
+    /// Writes password Secret `chunk` with the vault's passwords of its
+    /// users, or deletes it when it has none.
+    async fn write_chunk(
+        &mut self,
+        chunk: usize,
+        users: &UserList,
+        run: &str,
+        owner: &OwnerReference,
+    ) -> Result<(), JournalError> {
+        let start = chunk * passwords::PASSWORDS_PER_SECRET;
+        let entries = self
+            .vault
+            .passwords_in(start..start + passwords::PASSWORDS_PER_SECRET);
+        let name = passwords::secret_name(&self.base_name, users.users.len(), chunk);
+        let api = &self.api;
+
+        if entries.is_empty() {
+            retry_transient("delete password Secret", || {
+                passwords::delete_chunk(api, &name)
+            })
+            .await?;
+            self.stored_chunks.remove(&chunk);
+            return Ok(());
+        }
+
+        let text = passwords::encode(
+            entries
+                .iter()
+                .map(|(index, password)| (*index, users.users[*index].id.as_str(), password)),
+        );
+        retry_transient("write password Secret", || {
+            passwords::apply_chunk(api, &name, run, owner, &text)
+        })
+        .await?;
+        self.stored_chunks.insert(chunk);
+        Ok(())
+    }
 }
 
 impl RunRecorder {
@@ -73,12 +129,58 @@ impl RunRecorder {
                 .status
                 .as_ref()
                 .and_then(|status| status.progress.clone()),
+            passwords: None,
         }
     }
 
     /// Rows of the list that are not sent: rejected values and duplicates.
     pub fn rows_not_sent(&self) -> usize {
         self.users.rejected.len() + self.users.duplicates.len()
+    }
+
+    /// Makes this recorder store per-user passwords from `vault` in the
+    /// resource's password Secrets, and reads the passwords already stored
+    /// there into the vault. Call after [`load_records`](Self::load_records).
+    pub async fn load_passwords(
+        &mut self,
+        client: &Client,
+        resource: &BulkPasswordReset,
+        vault: Arc<PasswordVault>,
+    ) -> Result<(), ReadError> {
+        let api: Api<Secret> =
+            Api::namespaced(client.clone(), &resource.namespace().unwrap_or_default());
+        let base_name = passwords::base_name(resource);
+        let total = self.users.users.len();
+
+        let mut stored_chunks = BTreeSet::new();
+        for chunk in 0..passwords::chunk_count(total) {
+            let name = passwords::secret_name(&base_name, total, chunk);
+            let Some(stored) = passwords::read_chunk(&api, &name, &self.owner.uid).await? else {
+                continue;
+            };
+            stored_chunks.insert(chunk);
+            let matching = stored.into_iter().filter(|entry| {
+                let matches = self
+                    .users
+                    .users
+                    .get(entry.index)
+                    .is_some_and(|user| user.id == entry.user_id);
+                if !matches {
+                    warn!(run = %self.name, secret = %name, index = entry.index, "stored password does not match the user list; ignoring it");
+                }
+                matches
+            });
+            vault.restore(matching.map(|entry| (entry.index, entry.password)));
+        }
+
+        self.passwords = Some(PasswordStore {
+            api,
+            base_name,
+            vault,
+            stored_chunks,
+            assigned_up_to: 0,
+        });
+        Ok(())
     }
 
     /// Name of the operator instance this recorder writes as.
@@ -145,7 +247,7 @@ impl RunRecorder {
         });
         self.status.results = Some(ResultsRef {
             config_maps: self.chunk_names(),
-            password_secret: None,
+            password_secrets: self.password_secret_names(),
         });
         self.update_inline_users();
     }
@@ -159,6 +261,18 @@ impl RunRecorder {
         chunks
             .into_iter()
             .map(|chunk| results::chunk_name(&self.name, chunk))
+            .collect()
+    }
+
+    fn password_secret_names(&self) -> Vec<String> {
+        let Some(store) = &self.passwords else {
+            return Vec::new();
+        };
+        let total = self.users.users.len();
+        store
+            .stored_chunks
+            .iter()
+            .map(|chunk| passwords::secret_name(&store.base_name, total, *chunk))
             .collect()
     }
 
@@ -201,6 +315,8 @@ impl RunRecorder {
             self.outcomes.insert(index, outcome);
         }
 
+        self.store_passwords(checkpoint.claimed).await?;
+
         for chunk in touched {
             let text = self.encode_chunk(chunk);
             let (config_maps, name, owner) = (&self.config_maps, &self.name, &self.owner);
@@ -223,6 +339,76 @@ impl RunRecorder {
         self.update_progress(checkpoint.claimed);
         self.follow_generation();
         self.write_status().await
+    }
+
+    /// Assigns passwords to the users below `claimed` that may be sent and
+    /// have none, then writes every password Secret with unsaved passwords.
+    /// Runs before the status write that records `claimed`, so no user is
+    /// sent before its password is stored.
+    async fn store_passwords(&mut self, claimed: usize) -> Result<(), JournalError> {
+        let Some(store) = &mut self.passwords else {
+            return Ok(());
+        };
+
+        if store.vault.assigns_passwords() && claimed > store.assigned_up_to {
+            let outcomes = &self.outcomes;
+            let sendable = (store.assigned_up_to..claimed)
+                .filter(|index| {
+                    outcomes
+                        .get(index)
+                        .is_none_or(|outcome| outcome.result == UserResult::Unknown)
+                })
+                .map(|index| (index, self.users.users[index].id.as_str()));
+            store
+                .vault
+                .assign(sendable)
+                .map_err(|error| JournalError::Storage {
+                    detail: error.to_string(),
+                })?;
+            store.assigned_up_to = claimed;
+        }
+
+        let unsaved = store.vault.take_unsaved();
+        let chunks: BTreeSet<usize> = unsaved
+            .iter()
+            .map(|index| passwords::chunk_of(*index))
+            .collect();
+        for chunk in chunks {
+            let written = store
+                .write_chunk(chunk, &self.users, &self.name, &self.owner)
+                .await;
+            if let Err(error) = written {
+                store.vault.mark_unsaved(unsaved);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes from the password Secrets every user that a finished run
+    /// did not send, or whose reset MAS rejected, so that they list only
+    /// passwords MAS has or may have set (results Succeeded and Unknown).
+    /// A Secret left without users is deleted.
+    pub async fn drop_unset_passwords(&mut self, state: &RunState) -> Result<(), JournalError> {
+        let Some(store) = &mut self.passwords else {
+            return Ok(());
+        };
+        let removed = store.vault.retain(|index| {
+            state.outcome(index).is_some_and(|outcome| {
+                matches!(outcome.result, UserResult::Succeeded | UserResult::Unknown)
+            })
+        });
+
+        let chunks: BTreeSet<usize> = removed
+            .iter()
+            .map(|index| passwords::chunk_of(*index))
+            .collect();
+        for chunk in chunks {
+            store
+                .write_chunk(chunk, &self.users, &self.name, &self.owner)
+                .await?;
+        }
+        Ok(())
     }
 
     fn encode_chunk(&self, chunk: usize) -> String {
@@ -350,12 +536,34 @@ impl RunRecorder {
 }
 
 /// Adapter that lets the executor write through a shared recorder.
-pub struct SharedJournal(pub Arc<Mutex<RunRecorder>>);
+pub struct SharedJournal {
+    recorder: Arc<Mutex<RunRecorder>>,
+    passwords: Option<Arc<PasswordVault>>,
+}
+
+impl SharedJournal {
+    /// Creates a journal that writes through `recorder` and hands
+    /// `passwords`, when set, to the executor.
+    pub fn new(recorder: Arc<Mutex<RunRecorder>>, passwords: Option<Arc<PasswordVault>>) -> Self {
+        Self {
+            recorder,
+            passwords,
+        }
+    }
+}
 
 #[async_trait]
 impl Journal for SharedJournal {
     async fn persist(&mut self, checkpoint: Checkpoint) -> Result<(), JournalError> {
-        self.0.lock().await.persist_checkpoint(checkpoint).await
+        self.recorder
+            .lock()
+            .await
+            .persist_checkpoint(checkpoint)
+            .await
+    }
+
+    fn passwords(&self) -> Option<Arc<PasswordVault>> {
+        self.passwords.clone()
     }
 }
 

@@ -75,6 +75,23 @@ pub fn decode(text: &str) -> Result<Vec<ResultRecord>, (usize, serde_json::Error
         .collect()
 }
 
+/// Metadata of an object a run writes: its name, the run label, the
+/// managed-by label and the owner reference to the resource.
+pub fn output_metadata(name: &str, run: &str, owner: &OwnerReference) -> kube::api::ObjectMeta {
+    kube::api::ObjectMeta {
+        name: Some(name.to_owned()),
+        labels: Some(BTreeMap::from([
+            (RUN_LABEL.to_owned(), run.to_owned()),
+            (
+                "app.kubernetes.io/managed-by".to_owned(),
+                "mas-reset-operator".to_owned(),
+            ),
+        ])),
+        owner_references: Some(vec![owner.clone()]),
+        ..Default::default()
+    }
+}
+
 /// Creates or replaces one chunk with server-side apply.
 pub async fn apply_chunk(
     api: &Api<ConfigMap>,
@@ -85,18 +102,7 @@ pub async fn apply_chunk(
 ) -> kube::Result<()> {
     let name = chunk_name(run, chunk);
     let config_map = ConfigMap {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.clone()),
-            labels: Some(BTreeMap::from([
-                (RUN_LABEL.to_owned(), run.to_owned()),
-                (
-                    "app.kubernetes.io/managed-by".to_owned(),
-                    "mas-reset-operator".to_owned(),
-                ),
-            ])),
-            owner_references: Some(vec![owner.clone()]),
-            ..Default::default()
-        },
+        metadata: output_metadata(&name, run, owner),
         data: Some(BTreeMap::from([(RESULTS_KEY.to_owned(), text)])),
         ..Default::default()
     };

@@ -14,11 +14,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use super::context::{Context, Parked, RunHandle};
-use super::inputs::{self, LoadError, RunInputs};
+use super::error::InputError;
+use super::inputs::{self, LoadError, NewPasswords, RunInputs};
+use super::passwords::{self, ReadError};
 use super::recorder::{RunRecorder, SharedJournal};
 use super::status::{self, PhaseReason, REJECTED_ROWS_CAP};
 use crate::api::{BulkPasswordReset, Phase, RejectedRow};
 use crate::mas::{AuthError, MasClient, RetryPolicy, TokenProvider};
+use crate::password::PasswordVault;
 use crate::run::{
     self, Action, Checkpoint, ExecutorConfig, Journal, RunState, Settings, StopReason,
 };
@@ -118,17 +121,7 @@ async fn run(
     let inputs = match inputs::load(&ctx.client, resource, &ctx.config.allowed_hosts).await {
         Ok(inputs) => inputs,
         Err(LoadError::Input(problem)) => {
-            warn!(reason = problem.reason(), error = %problem, "run cannot start");
-            let why = PhaseReason::new(Phase::Pending, problem.reason(), problem.to_string());
-            write_phase_only(ctx, resource, &holder, &why).await;
-            ctx.publish(
-                resource,
-                EventType::Warning,
-                problem.reason(),
-                "ReadInputs",
-                problem.to_string(),
-            )
-            .await;
+            report_input_problem(ctx, resource, &holder, &problem).await;
             return Some(parked_for(INPUT_RETRY, None));
         }
         Err(LoadError::Kube(error)) => {
@@ -215,6 +208,34 @@ async fn run(
     let (mut state, recovered) = RunState::restore(total, claimed, records);
     let resumed = previous.start_time.is_some();
 
+    // Per-user passwords: those stored by an earlier attempt are kept.
+    let vault = passwords::stores_passwords(resource).then(|| {
+        Arc::new(match &password {
+            NewPasswords::Random(rules) => PasswordVault::assigning(rules.clone()),
+            NewPasswords::SameBody(_) => PasswordVault::collecting(),
+        })
+    });
+    if let Some(vault) = &vault {
+        match recorder
+            .load_passwords(&ctx.client, resource, vault.clone())
+            .await
+        {
+            Ok(()) => {}
+            Err(ReadError::NotOwned { name }) => {
+                let problem = InputError::PasswordSecretNotOwned {
+                    namespace: resource.namespace().unwrap_or_default(),
+                    name,
+                };
+                report_input_problem(ctx, resource, recorder.holder(), &problem).await;
+                return Some(parked_for(INPUT_RETRY, None));
+            }
+            Err(error @ ReadError::Kube { .. }) => {
+                warn!(error = %error, "reading password Secrets failed; retrying");
+                return Some(parked_for(TRANSIENT_RETRY, None));
+            }
+        }
+    }
+
     // 4. The MAS client.
     let client = match MasClient::new(client_config) {
         Ok(client) => client,
@@ -256,7 +277,7 @@ async fn run(
         })
         .collect();
     let recorder = Arc::new(Mutex::new(recorder));
-    let mut journal = SharedJournal(recorder.clone());
+    let mut journal = SharedJournal::new(recorder.clone(), vault);
     let checkpoint = Checkpoint {
         claimed: state.claimed(),
         outcomes: recovered_outcomes,
@@ -269,7 +290,13 @@ async fn run(
             &PhaseReason::new(
                 Phase::Running,
                 "Running",
-                format!("sending password requests for {total} users"),
+                if resource.spec.dry_run.unwrap_or(false) {
+                    format!(
+                        "dry run: checking that {total} users exist with GET /v3/users/{{id}}; no password is changed"
+                    )
+                } else {
+                    format!("sending password requests for {total} users")
+                },
             ),
             resource.metadata.generation,
         );
@@ -289,10 +316,11 @@ async fn run(
         (
             "Started",
             format!(
-                "started: {total} users, {} rejected rows, {} duplicate rows, {} blank rows",
+                "started: {total} users, {} rejected rows, {} duplicate rows, {} blank rows{}",
                 list.rejected.len(),
                 list.duplicates.len(),
-                list.skipped_rows
+                list.skipped_rows,
+                list_details(list)
             ),
         )
     };
@@ -320,13 +348,14 @@ async fn run(
 
     // 6. Send.
     let spec = &resource.spec;
-    let action = if spec.dry_run.unwrap_or(false) {
-        Action::Lookup
-    } else {
-        Action::Reset {
-            body: password,
-            email_password: spec.email_password.unwrap_or(true),
-        }
+    let email_password = spec.email_password.unwrap_or(true);
+    let action = match password {
+        _ if spec.dry_run.unwrap_or(false) => Action::Lookup,
+        NewPasswords::SameBody(body) => Action::Reset {
+            body,
+            email_password,
+        },
+        NewPasswords::Random(_) => Action::ResetWithStoredPassword { email_password },
     };
     let mut retry = RetryPolicy::default();
     if let Some(max_attempts) = spec.max_attempts {
@@ -394,12 +423,12 @@ async fn finish(
     let dry_run = resource.spec.dry_run.unwrap_or(false);
     let mut summary = if dry_run {
         format!(
-            "dry run: {} of {} users found in MAS, {} not found or failed, {} unknown, {} not looked up; no password was changed",
+            "dry run: {} users exist and would be reset, {} not found or failed, {} unknown, {} not checked of {} users",
             counts.succeeded,
-            counts.total,
             counts.failed,
             counts.unknown,
-            counts.remaining()
+            counts.remaining(),
+            counts.total
         )
     } else {
         format!(
@@ -495,6 +524,20 @@ async fn finish(
                 false,
             )
         }
+        StopReason::TlsHandshakeFailed { detail } => (
+            PhaseReason::new(
+                Phase::Paused,
+                "TlsHandshakeFailed",
+                format!(
+                    "{detail}; {}; the operator tries again every {} seconds ({summary})",
+                    tls_fix(resource),
+                    INPUT_RETRY.as_secs()
+                ),
+            ),
+            EventType::Warning,
+            Some(parked_for(INPUT_RETRY, None)),
+            false,
+        ),
         StopReason::Journal(problem) => {
             error!(error = %problem, "run stopped: progress could not be recorded");
             return Some(parked_for(TRANSIENT_RETRY, None));
@@ -502,6 +545,9 @@ async fn finish(
     };
 
     let mut recorder = recorder.lock().await;
+    if final_phase && let Err(problem) = recorder.drop_unset_passwords(state).await {
+        warn!(error = %problem, "removing passwords of users not reset failed; the password Secrets also list them");
+    }
     recorder.update_from(state, state.claimed(), final_phase);
     if final_phase {
         recorder.status_mut().completion_time = Some(status::now());
@@ -521,6 +567,48 @@ async fn finish(
     )
     .await;
     parked
+}
+
+/// Says where the CA certificate of MAS goes, depending on whether the
+/// resource names a CA bundle. `spec.tls` cannot change after creation, so
+/// without a bundle the fix is a new resource.
+fn tls_fix(resource: &BulkPasswordReset) -> String {
+    let tls = resource.spec.tls.as_ref();
+    match tls.and_then(|tls| tls.ca_bundle.as_ref()) {
+        Some(bundle) => {
+            let object = match (&bundle.secret_name, &bundle.config_map_name) {
+                (Some(name), _) => format!("Secret {name}"),
+                (None, Some(name)) => format!("ConfigMap {name}"),
+                (None, None) => "the object".to_owned(),
+            };
+            format!(
+                "put the PEM certificate of the CA that signed the MAS API certificate into {object} key {:?}, which spec.tls.caBundle names",
+                bundle.key
+            )
+        }
+        None => "spec.tls.caBundle is not set, so only the system trust store is used; create a new BulkPasswordReset whose spec.tls.caBundle names the MAS CA certificate (for example key ca.crt of Secret <instance>-coreapi-cert-internal in namespace mas-<instance>-core, copied into this namespace)".to_owned(),
+    }
+}
+
+/// Sets phase Pending with the problem as reason and message, and publishes
+/// it as a Warning Event.
+async fn report_input_problem(
+    ctx: &Context,
+    resource: &BulkPasswordReset,
+    holder: &str,
+    problem: &InputError,
+) {
+    warn!(reason = problem.reason(), error = %problem, "run cannot start");
+    let why = PhaseReason::new(Phase::Pending, problem.reason(), problem.to_string());
+    write_phase_only(ctx, resource, holder, &why).await;
+    ctx.publish(
+        resource,
+        EventType::Warning,
+        problem.reason(),
+        "ReadInputs",
+        problem.to_string(),
+    )
+    .await;
 }
 
 /// Returns whether the resource is gone, replaced by one of the same name,
@@ -596,6 +684,23 @@ fn rejected_rows(users: &crate::userlist::UserList, sources: &[String]) -> Vec<R
         ),
     });
     rejected.chain(duplicates).take(REJECTED_ROWS_CAP).collect()
+}
+
+/// Describes how the list was read, for the Started Event: trimmed values and the
+/// parser's notes (delimiter, column, encoding).
+fn list_details(list: &crate::userlist::UserList) -> String {
+    let mut details = String::new();
+    if list.trimmed_values > 0 {
+        details.push_str(&format!(
+            "; {} user IDs had surrounding spaces removed",
+            list.trimmed_values
+        ));
+    }
+    for note in &list.notes {
+        details.push_str("; ");
+        details.push_str(note);
+    }
+    details
 }
 
 fn parked_for(wait: Duration, credentials_version: Option<String>) -> Parked {

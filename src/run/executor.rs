@@ -23,9 +23,11 @@ use super::outcome::{Outcome, UserResult};
 use super::pacer::Pacer;
 use super::state::RunState;
 use crate::mas::{
-    Attempt, AuthError, Decision, MasClient, PasswordBody, RetryPolicy, TokenProvider, decide,
+    Attempt, AuthError, Decision, MasClient, NotSentKind, PasswordBody, RetryPolicy, TokenProvider,
+    decide,
 };
 use crate::metrics::Metrics;
+use crate::password::PasswordVault;
 
 /// What the run does for each user.
 pub enum Action {
@@ -33,6 +35,12 @@ pub enum Action {
     Reset {
         /// Request body.
         body: PasswordBody,
+        /// Value of the `emailPassword` query parameter.
+        email_password: bool,
+    },
+    /// `POST /v3/users/{id}/password` with body `{"token": ...}` carrying
+    /// the password the journal's vault stored for the user before its claim.
+    ResetWithStoredPassword {
         /// Value of the `emailPassword` query parameter.
         email_password: bool,
     },
@@ -75,6 +83,13 @@ pub enum StopReason {
     Cancelled,
     /// MAS rejected the credentials; pending users stay pending.
     AuthenticationFailed(AuthError),
+    /// The TLS handshake with MAS failed, for example because its
+    /// certificate is not trusted. A handshake fails for every user alike,
+    /// so the run stops at the first failure and pending users stay pending.
+    TlsHandshakeFailed {
+        /// The handshake error and its usual fix.
+        detail: String,
+    },
     /// `maxFailures` users failed; the rest were not sent.
     MaxFailuresReached,
     /// Progress could not be recorded; the run must not go on.
@@ -89,11 +104,24 @@ enum WorkerOutcome {
     Released,
     /// MAS rejected the credentials; nothing was applied for this user.
     AuthenticationFailed(AuthError),
+    /// The TLS handshake failed; nothing was applied for this user.
+    TlsHandshakeFailed(String),
+}
+
+/// The request of one user, with the password body resolved.
+enum UserRequest {
+    Reset {
+        body: PasswordBody,
+        email_password: bool,
+    },
+    Lookup,
 }
 
 /// What every worker of a run shares.
 struct WorkerShared {
     client: MasClient,
+    /// Passwords stored per user, when the journal has any.
+    passwords: Option<Arc<PasswordVault>>,
     tokens: TokenProvider,
     action: Action,
     retry: RetryPolicy,
@@ -129,6 +157,7 @@ pub async fn execute(
     let worker_cancel = cancel.child_token();
     let shared = Arc::new(WorkerShared {
         client,
+        passwords: journal.passwords(),
         tokens,
         action: config.action,
         retry: config.retry,
@@ -240,6 +269,14 @@ pub async fn execute(
                             worker_cancel.cancel();
                         }
                     }
+                    WorkerOutcome::TlsHandshakeFailed(detail) => {
+                        queue.push_front(index);
+                        if stop.is_none() {
+                            warn!(error = %detail, "TLS handshake with MAS failed; pausing the run");
+                            stop = Some(StopReason::TlsHandshakeFailed { detail });
+                            worker_cancel.cancel();
+                        }
+                    }
                 }
             }
             (journal, claimed, result) = &mut persisting, if !persisting.is_terminated() => {
@@ -308,11 +345,34 @@ async fn send_user(
     user_id: String,
     shared: Arc<WorkerShared>,
 ) -> (usize, WorkerOutcome) {
-    let outcome = send_user_attempts(&user_id, &shared).await;
+    let outcome = send_user_attempts(index, &user_id, &shared).await;
     (index, outcome)
 }
 
-async fn send_user_attempts(user_id: &str, shared: &WorkerShared) -> WorkerOutcome {
+async fn send_user_attempts(index: usize, user_id: &str, shared: &WorkerShared) -> WorkerOutcome {
+    let request = match &shared.action {
+        Action::Reset {
+            body,
+            email_password,
+        } => UserRequest::Reset {
+            body: body.clone(),
+            email_password: *email_password,
+        },
+        Action::ResetWithStoredPassword { email_password } => {
+            let stored = shared
+                .passwords
+                .as_ref()
+                .and_then(|passwords| passwords.password(index));
+            let Some(password) = stored else {
+                return WorkerOutcome::Final(missing_password_outcome());
+            };
+            UserRequest::Reset {
+                body: PasswordBody::Password(password),
+                email_password: *email_password,
+            }
+        }
+        Action::Lookup => UserRequest::Lookup,
+    };
     let mut attempts = 0u32;
     // Set once an attempt may have reached MAS: from then on, stopping
     // early makes the user Unknown instead of pending.
@@ -343,8 +403,8 @@ async fn send_user_attempts(user_id: &str, shared: &WorkerShared) -> WorkerOutco
 
         attempts += 1;
         shared.metrics.request_started();
-        let attempt = match &shared.action {
-            Action::Reset {
+        let attempt = match &request {
+            UserRequest::Reset {
                 body,
                 email_password,
             } => {
@@ -353,13 +413,38 @@ async fn send_user_attempts(user_id: &str, shared: &WorkerShared) -> WorkerOutco
                     .reset_password(user_id, body, *email_password, &token)
                     .await
             }
-            Action::Lookup => shared.client.get_user(user_id, &token).await,
+            UserRequest::Lookup => shared.client.get_user(user_id, &token).await,
         };
         shared.metrics.request_finished(&attempt);
+
+        // A failed handshake is a fault of the connection, not of this
+        // user, so the run stops instead of retrying user by user.
+        if let Attempt::NotSent {
+            kind: NotSentKind::TlsHandshake,
+            detail,
+        } = &attempt
+        {
+            return match maybe_applied {
+                Some(earlier) => {
+                    WorkerOutcome::Final(outcome_of(UserResult::Unknown, &earlier, attempts))
+                }
+                None => WorkerOutcome::TlsHandshakeFailed(detail.clone()),
+            };
+        }
 
         let jitter: f64 = rand::random();
         match decide(&shared.retry, attempts, &attempt, SystemTime::now(), jitter) {
             Decision::Succeeded => {
+                if let (
+                    Some(passwords),
+                    Attempt::Answered {
+                        generated_password: Some(password),
+                        ..
+                    },
+                ) = (&shared.passwords, &attempt)
+                {
+                    passwords.keep_returned(index, password.clone());
+                }
                 return WorkerOutcome::Final(outcome_of(UserResult::Succeeded, &attempt, attempts));
             }
             Decision::Failed => {
@@ -412,6 +497,20 @@ fn authentication_failed(
     match maybe_applied {
         Some(attempt) => WorkerOutcome::Final(outcome_of(UserResult::Unknown, &attempt, attempts)),
         None => WorkerOutcome::AuthenticationFailed(error),
+    }
+}
+
+/// Outcome of a user whose stored password is missing: nothing is sent,
+/// because a password that was never stored would lock the user out.
+fn missing_password_outcome() -> Outcome {
+    Outcome {
+        result: UserResult::Failed,
+        http_status: None,
+        error_id: None,
+        message: Some(
+            "no stored password for this user, so nothing was sent; create a new BulkPasswordReset for this user".to_owned(),
+        ),
+        attempts: 0,
     }
 }
 

@@ -1,8 +1,11 @@
 //! The journal: where a run makes its progress durable.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::outcome::{Counts, Outcome};
+use crate::password::PasswordVault;
 
 /// Progress to make durable in one write.
 #[derive(Clone, Debug)]
@@ -24,6 +27,16 @@ pub struct Checkpoint {
 pub trait Journal: Send {
     /// Makes the checkpoint durable, or fails without a partial claim.
     async fn persist(&mut self, checkpoint: Checkpoint) -> Result<(), JournalError>;
+
+    /// Per-user passwords this journal stores, if the run has any.
+    ///
+    /// A journal whose vault assigns passwords stores the password of every
+    /// user below a claim before the claim itself, so a user is never sent
+    /// a password that could be lost. Passwords the executor adds to the
+    /// vault are stored no later than the outcomes that follow them.
+    fn passwords(&self) -> Option<Arc<PasswordVault>> {
+        None
+    }
 }
 
 /// A journal write that failed.

@@ -40,6 +40,10 @@ pub struct SimulatorConfig {
     pub return_generated_password: bool,
     /// Body of a successful password call that returns no password.
     pub success_body: SuccessBody,
+    /// Whether the message of an error response to a password call repeats the request's
+    /// `x-access-token` and requested password, as a careless gateway might. For tests that
+    /// a client cleans MAS error text before it shows it.
+    pub echo_credentials_in_errors: bool,
     /// Status for setting a password of a user without a local identity (SSO-only).
     /// Unverified in MAS. The default is 409 because the request is well formed but
     /// conflicts with the user's state; 400 is the other plausible status.
@@ -80,6 +84,7 @@ impl Default for SimulatorConfig {
             policy: PasswordPolicy::default(),
             return_generated_password: true,
             success_body: SuccessBody::EmptyObject,
+            echo_credentials_in_errors: false,
             sso_user_status: 409,
             missing_email_status: Some(400),
             inactive_user_status: None,

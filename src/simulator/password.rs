@@ -137,7 +137,17 @@ pub async fn set_password(
         return call.reject(MasError::injected(status, retry_after.clone()));
     }
 
+    let echo = state
+        .config
+        .echo_credentials_in_errors
+        .then(|| echoed_credentials(&parts, &requested));
     let outcome = apply(state, &parts, &user_id, email_query.as_deref(), requested);
+    let outcome = outcome.map_err(|mut error| {
+        if let Some(echo) = &echo {
+            error.text.push_str(echo);
+        }
+        error
+    });
     let reset_after_apply = fault == Some(Fault::ResetAfterApply);
     let mut planned = match (outcome, reset_after_apply) {
         (Err(error), true) => {
@@ -228,6 +238,20 @@ fn apply(
         }
         _ => success_response(config.success_body),
     })
+}
+
+/// Builds the text that `echo_credentials_in_errors` appends to an error message.
+fn echoed_credentials(parts: &Parts, requested: &Result<RequestedPassword, MasError>) -> String {
+    let token = parts
+        .headers
+        .get(super::credentials::ACCESS_TOKEN_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let password = match requested {
+        Ok(RequestedPassword::Set(password)) => password.expose(),
+        _ => "",
+    };
+    format!(" Request token: {token}. Requested password: \"{password}\".")
 }
 
 fn success_response(body: SuccessBody) -> Response<Full<Bytes>> {

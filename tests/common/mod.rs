@@ -51,6 +51,7 @@ pub struct Operator {
     kubeconfig: PathBuf,
     namespace: String,
     extra_args: Vec<String>,
+    log_filter: String,
     /// Port of its /metrics endpoint.
     pub metrics_port: u16,
     /// File with everything the process wrote to stdout and stderr.
@@ -60,6 +61,22 @@ pub struct Operator {
 impl Operator {
     /// Starts `mas-reset-operator run --namespace NAMESPACE`.
     pub fn start(plane: &ControlPlane, namespace: &str, extra_args: &[&str]) -> Operator {
+        Self::start_with_log_filter(
+            plane,
+            namespace,
+            extra_args,
+            "info,mas_reset_operator=debug",
+        )
+    }
+
+    /// Starts the operator with `RUST_LOG` set to `log_filter`, for example
+    /// `debug` to also log what its libraries log.
+    pub fn start_with_log_filter(
+        plane: &ControlPlane,
+        namespace: &str,
+        extra_args: &[&str],
+        log_filter: &str,
+    ) -> Operator {
         let log_path = std::env::temp_dir().join(format!(
             "mas-reset-operator-{namespace}-{}.log",
             rand::random::<u32>()
@@ -69,6 +86,7 @@ impl Operator {
             kubeconfig: plane.kubeconfig_path().to_path_buf(),
             namespace: namespace.to_owned(),
             extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+            log_filter: log_filter.to_owned(),
             metrics_port: 0,
             log_path,
         };
@@ -92,7 +110,7 @@ impl Operator {
             .arg(format!("127.0.0.1:{}", self.metrics_port))
             .args(&self.extra_args)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info,mas_reset_operator=debug")
+            .env("RUST_LOG", &self.log_filter)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file handle"))
             .stderr(log);
@@ -193,6 +211,42 @@ pub async fn user_list_config_map(client: &Client, namespace: &str, name: &str, 
         .expect("user list ConfigMap created");
 }
 
+/// Creates a ConfigMap with one key holding `bytes`, as
+/// `kubectl create configmap NAME --from-file=KEY=FILE` does: valid UTF-8
+/// goes to `data` (a byte-order mark included), anything else to
+/// `binaryData`.
+pub async fn config_map_from_file(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+    bytes: &[u8],
+) {
+    let mut config_map = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            config_map.data = Some(BTreeMap::from([(key.to_owned(), text.to_owned())]));
+        }
+        Err(_) => {
+            config_map.binary_data = Some(BTreeMap::from([(
+                key.to_owned(),
+                ByteString(bytes.to_vec()),
+            )]));
+        }
+    }
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    config_maps
+        .create(&PostParams::default(), &config_map)
+        .await
+        .expect("ConfigMap created");
+}
+
 /// Creates a Secret with the given keys.
 pub async fn secret(client: &Client, namespace: &str, name: &str, entries: &[(&str, &str)]) {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
@@ -281,4 +335,26 @@ pub async fn wait_for_phase(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Every Event (`events.k8s.io/v1`) in `namespace`.
+pub async fn events(client: &Client, namespace: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
+    api.list(&Default::default())
+        .await
+        .expect("Events listable")
+        .items
+}
+
+/// The condition of `type_` in the resource's status.
+pub fn condition<'a>(
+    resource: &'a BulkPasswordReset,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    resource
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|condition| condition.type_ == type_)
 }
