@@ -288,10 +288,14 @@ async fn client_config(
         }
         .into());
     }
-    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
         return Err(InputError::InvalidUrl {
             url: shown_url,
-            detail: "the URL must not contain credentials or a query; put credentials in the credentials Secret".to_owned(),
+            detail: "the URL must not contain credentials, a query or a fragment; put credentials in the credentials Secret".to_owned(),
         }
         .into());
     }
