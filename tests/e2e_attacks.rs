@@ -359,7 +359,6 @@ async fn run_against(prefix: &str, base_url: &str, users: &[&str]) -> BulkPasswo
 /// console or login page behind a wrong `masApiUrl`, reset nobody: the run
 /// must not report the users as Succeeded.
 #[tokio::test]
-#[ignore = "defect: a 200 HTML page counts as a successful password reset"]
 async fn html_page_with_200_is_not_a_reset() {
     let page = "<!DOCTYPE html><html><body>Sign in to continue</body></html>";
     let server = RawServer::start(http_response(

@@ -281,7 +281,7 @@ impl MasClient {
         let body = read_body(response).await;
 
         let error = if (200..300).contains(&status) {
-            None
+            non_json_success(status, body.as_ref().map(|body| body.as_slice()))
         } else {
             body.as_ref()
                 .and_then(|body| MasError::from_body(body, secrets))
@@ -299,6 +299,24 @@ impl MasClient {
             generated_password,
         }
     }
+}
+
+/// Describes a 2xx response whose body is not JSON, such as the HTML login
+/// page of a console host: the MAS API answers with JSON or nothing, so such
+/// a response does not show that a password was reset.
+fn non_json_success(status: u16, body: Option<&[u8]>) -> Option<MasError> {
+    let body = body?;
+    if body.iter().all(u8::is_ascii_whitespace)
+        || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+    {
+        return None;
+    }
+    Some(MasError {
+        id: None,
+        message: Some(format!(
+            "HTTP {status} with a body that is not JSON, such as a login page; check that masApiUrl is the MAS API host (api.<instance>.<domain> or coreapi.mas-<instance>-core.svc)"
+        )),
+    })
 }
 
 /// Parses, checks and normalizes the base URL.

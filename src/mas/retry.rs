@@ -58,7 +58,7 @@ pub enum Decision {
 ///
 /// | outcome                          | decision                                             |
 /// |----------------------------------|------------------------------------------------------|
-/// | 2xx                              | `Succeeded`                                          |
+/// | 2xx                              | `Succeeded` (`Unknown` if the body is not JSON)      |
 /// | 401                              | `Unauthorized`                                       |
 /// | 429, 503                         | retry after `Retry-After`, else backoff; `Failed` when attempts run out or `Retry-After` exceeds `max_delay` |
 /// | 502, 504                         | `Unknown`; with `retry_indeterminate` like 429       |
@@ -92,8 +92,12 @@ pub fn decide(
         Attempt::Answered {
             status,
             retry_after,
+            error,
             ..
         } => match *status {
+            // A 2xx that carries an error did not come from the MAS API (see
+            // `non_json_success`), so whether anything changed is unknown.
+            200..=299 if error.is_some() => Decision::Unknown,
             200..=299 => Decision::Succeeded,
             401 => Decision::Unauthorized,
             429 | 503 => {
