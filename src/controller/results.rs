@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn chunk_names_sort_in_list_order() {
         assert!(chunk_name("run", 9) < chunk_name("run", 10));
-        assert_eq!(chunk_of(999), 0);
-        assert_eq!(chunk_of(1000), 1);
+        assert_eq!(chunk_of(ROWS_PER_CHUNK - 1), 0);
+        assert_eq!(chunk_of(ROWS_PER_CHUNK), 1);
     }
 }
