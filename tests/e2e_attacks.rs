@@ -948,10 +948,10 @@ async fn finished_run_records_one_start_and_one_end() {
 }
 
 /// A finished run deleted by hand and created again from the same manifest,
-/// as a GitOps tool does when it syncs an application again, must not reset
-/// every user a second time.
+/// as a GitOps tool does when it prunes and syncs an application again, must
+/// not reset every user a second time: it pauses as `AlreadyRun` until the
+/// repeat is allowed with an annotation.
 #[tokio::test]
-#[ignore = "defect: re-creating a finished run from its manifest resets every user again"]
 async fn recreated_finished_run_sends_nobody_twice() {
     let plane = mas_reset_harness::shared().await;
     install_crds(plane).await;
@@ -971,7 +971,19 @@ async fn recreated_finished_run_sends_nobody_twice() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     scenario.apply("run", serde_json::json!({})).await;
-    scenario.wait_for_final_phase("run", &[&operator]).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let reason = loop {
+        let status = api.get("run").await.expect("readable").status.unwrap_or_default();
+        let reason = status.conditions.first().map(|condition| condition.reason.clone());
+        if status.phase == Some(Phase::Paused) {
+            break reason;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "re-created run did not pause: {status:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(reason.as_deref(), Some("AlreadyRun"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     let twice = applied_twice_or_more(&scenario.applied());
     assert!(

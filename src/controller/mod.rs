@@ -9,6 +9,7 @@ pub mod passwords;
 mod reconcile;
 mod recorder;
 pub mod results;
+pub mod run_record;
 mod run_task;
 mod status;
 

@@ -183,6 +183,11 @@ impl RunRecorder {
         Ok(())
     }
 
+    /// Digest of the run's user list.
+    pub fn list_digest(&self) -> String {
+        self.users.digest()
+    }
+
     /// Name of the operator instance this recorder writes as.
     pub fn holder(&self) -> &str {
         &self.holder

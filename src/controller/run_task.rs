@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
@@ -18,6 +19,7 @@ use super::error::InputError;
 use super::inputs::{self, LoadError, NewPasswords, RunInputs};
 use super::passwords::{self, ReadError};
 use super::recorder::{RunRecorder, SharedJournal};
+use super::run_record;
 use super::status::{self, PhaseReason, REJECTED_ROWS_CAP};
 use crate::api::{BulkPasswordReset, Phase, RejectedRow};
 use crate::mas::{AuthError, MasClient, RetryPolicy, TokenProvider};
@@ -167,6 +169,40 @@ async fn run(
         )
         .await;
         return Some(parked_for(INPUT_RETRY, None));
+    }
+
+    // A new resource with the name and list of a finished earlier run waits
+    // for an explicit approval instead of resetting everyone again.
+    if previous.progress.is_none() {
+        let config_maps: Api<ConfigMap> = Api::namespaced(
+            ctx.client.clone(),
+            &resource.namespace().unwrap_or_default(),
+        );
+        match run_record::earlier_run(&config_maps, resource, &digest).await {
+            Ok(Some((completed_at, summary))) => {
+                let message = format!(
+                    "a BulkPasswordReset with this name and the same user list already finished at {completed_at} ({summary}); nothing is sent. To reset these users again, use a new name, or set annotation {}=true on this resource",
+                    run_record::ALLOW_RERUN_ANNOTATION
+                );
+                warn!("earlier run with the same list found; waiting for approval");
+                let why = PhaseReason::new(Phase::Paused, "AlreadyRun", message.clone());
+                write_phase_only(ctx, resource, &holder, &why).await;
+                ctx.publish(
+                    resource,
+                    EventType::Warning,
+                    "AlreadyRun",
+                    "ReadInputs",
+                    message,
+                )
+                .await;
+                return Some(parked_for(INPUT_RETRY, None));
+            }
+            Ok(None) => {}
+            Err(error) => {
+                warn!(error = %error, "reading the run record failed; retrying");
+                return Some(parked_for(TRANSIENT_RETRY, None));
+            }
+        }
     }
 
     // 3. Resume: outcomes on record, and the claim.
@@ -552,6 +588,24 @@ async fn finish(
     if final_phase {
         recorder.status_mut().completion_time = Some(status::now());
         ctx.metrics.run_finished(started.elapsed().as_secs_f64());
+        if !dry_run {
+            let config_maps: Api<ConfigMap> = Api::namespaced(
+                ctx.client.clone(),
+                &resource.namespace().unwrap_or_default(),
+            );
+            let completed_at = status::now().0.to_string();
+            if let Err(error) = run_record::write(
+                &config_maps,
+                resource,
+                &recorder.list_digest(),
+                &completed_at,
+                &summary,
+            )
+            .await
+            {
+                warn!(error = %error, "writing the run record failed; a re-created resource could send again");
+            }
+        }
     }
     if let Err(problem) = recorder.write_phase(&why).await {
         warn!(error = %problem, "writing the final phase failed; retrying");
