@@ -974,12 +974,23 @@ async fn recreated_finished_run_sends_nobody_twice() {
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let reason = loop {
-        let status = api.get("run").await.expect("readable").status.unwrap_or_default();
-        let reason = status.conditions.first().map(|condition| condition.reason.clone());
+        let status = api
+            .get("run")
+            .await
+            .expect("readable")
+            .status
+            .unwrap_or_default();
+        let reason = status
+            .conditions
+            .first()
+            .map(|condition| condition.reason.clone());
         if status.phase == Some(Phase::Paused) {
             break reason;
         }
-        assert!(tokio::time::Instant::now() < deadline, "re-created run did not pause: {status:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "re-created run did not pause: {status:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(reason.as_deref(), Some("AlreadyRun"));

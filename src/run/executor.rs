@@ -304,6 +304,9 @@ pub async fn execute(
 
     // Final checkpoint. Nothing is in flight now, so every user without an
     // outcome was never sent and the claim can drop to the first of them.
+    // NOTE: users above the lowered claim are then protected only by their
+    // rows in the result ConfigMaps; deleting those by hand while the run is
+    // paused lets a resumed run send them again.
     if let Some(journal) = journal_slot.take() {
         let checkpoint = Checkpoint {
             claimed: state.first_without_outcome(),
@@ -448,7 +451,14 @@ async fn send_user_attempts(index: usize, user_id: &str, shared: &WorkerShared) 
                 return WorkerOutcome::Final(outcome_of(UserResult::Succeeded, &attempt, attempts));
             }
             Decision::Failed => {
-                return WorkerOutcome::Final(outcome_of(UserResult::Failed, &attempt, attempts));
+                // A later failure does not undo an earlier attempt that may
+                // have reached MAS, so such a user stays Unknown.
+                let result = if maybe_applied.is_some() {
+                    UserResult::Unknown
+                } else {
+                    UserResult::Failed
+                };
+                return WorkerOutcome::Final(outcome_of(result, &attempt, attempts));
             }
             Decision::Unknown => {
                 return WorkerOutcome::Final(outcome_of(UserResult::Unknown, &attempt, attempts));
