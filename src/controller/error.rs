@@ -42,7 +42,7 @@ pub enum InputError {
     },
     /// A value that must be text is not valid UTF-8 or is empty.
     #[error(
-        "{object} key {key:?} ({purpose}) is empty or not UTF-8 text; store the value as plain text"
+        "{object} key {key:?} ({purpose}) is empty, not UTF-8 text, or contains a line break or control character; store the value as plain text on one line"
     )]
     InvalidValue {
         /// The object, as `Secret <namespace>/<name>`.

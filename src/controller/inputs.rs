@@ -387,9 +387,20 @@ async fn read_object_key(
 ) -> Result<Vec<u8>, LoadError> {
     const PURPOSE: &str = "TLS CA bundle";
     if let Some(name) = &reference.secret_name {
+        // A PEM bundle spans several lines, so it is read as raw bytes and
+        // not through the single-line check of credentials.
         let secret = get_secret(client, namespace, name, PURPOSE).await?;
-        let value = secret_value(&secret, namespace, &reference.key, PURPOSE)?;
-        return Ok(value.expose().as_bytes().to_vec());
+        let data = secret.data.as_ref();
+        return match data.and_then(|data| data.get(&reference.key)) {
+            Some(bytes) if !bytes.0.is_empty() => Ok(bytes.0.clone()),
+            _ => Err(InputError::KeyNotFound {
+                object: format!("Secret {namespace}/{name}"),
+                key: reference.key.clone(),
+                purpose: PURPOSE,
+                found: keys_of(data),
+            }
+            .into()),
+        };
     }
     let name = reference.config_map_name.clone().unwrap_or_default();
     let config_map = get_config_map(client, namespace, &name, PURPOSE).await?;
