@@ -20,4 +20,4 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "==> cargo test"
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets --no-fail-fast
