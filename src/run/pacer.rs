@@ -5,11 +5,22 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-/// Spaces requests at least `1 / rate` seconds apart, across all workers.
+/// Share of the interval `1 / rate` added to every slot, so that requests
+/// arrive at most `rate` per second although each one takes a slightly
+/// different time from its slot to the server.
 ///
-/// With slots at least 1/R apart, any one-second window holds at most R
-/// requests. A slot is taken before the request is sent, so a slow answer
-/// never lets the next requests bunch up.
+/// With slots exactly 1/R apart, R + 1 requests span exactly one second, so
+/// one request that arrives a millisecond late next to one on time puts
+/// R + 1 arrivals into one second; the MAS simulator counted 201 for R = 200
+/// that way. With the margin, R + 1 requests span 1.02 s, which absorbs up to
+/// 20 ms of difference in delay, and a paced run takes 2% longer than N / R.
+const JITTER_MARGIN: f64 = 0.02;
+
+/// Spaces requests `(1 + JITTER_MARGIN) / rate` seconds apart, across all
+/// workers.
+///
+/// A slot is taken before the request is sent, so a slow response never
+/// lets the next requests bunch up.
 #[derive(Debug)]
 pub struct Pacer {
     next_slot: Mutex<Option<Instant>>,
@@ -29,7 +40,7 @@ impl Pacer {
         let Some(rate) = rate.filter(|rate| *rate > 0) else {
             return;
         };
-        let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+        let interval = Duration::from_secs_f64((1.0 + JITTER_MARGIN) / f64::from(rate));
 
         let slot = {
             let mut next_slot = self.next_slot.lock().await;
@@ -56,6 +67,19 @@ mod tests {
         }
 
         assert!(start.elapsed() >= Duration::from_millis(400));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_plus_one_slots_span_margin() {
+        let pacer = Pacer::new();
+        let start = Instant::now();
+
+        for _ in 0..=200 {
+            pacer.wait(Some(200)).await;
+        }
+
+        // Slot 0 is at once, slot 200 after 200 intervals of 5.1 ms.
+        assert!(start.elapsed() >= Duration::from_millis(1020));
     }
 
     #[tokio::test(start_paused = true)]
