@@ -182,6 +182,16 @@ async fn assert_results_in_list_order(
 ) -> Vec<results::ResultRecord> {
     let (config_maps, records) = read_results(client, namespace, resource).await;
     assert_eq!(config_maps, ids.len().div_ceil(ROWS_PER_CHUNK));
+    let reference = resource
+        .status
+        .as_ref()
+        .and_then(|status| status.results.clone())
+        .expect("status.results");
+    assert_eq!(reference.config_map_count, config_maps as i64);
+    assert_eq!(
+        reference.label_selector,
+        format!("{RUN_LABEL}={}", resource.name_any())
+    );
     assert_eq!(records.len(), ids.len());
     for (index, record) in records.iter().enumerate() {
         assert_eq!(record.index, index);

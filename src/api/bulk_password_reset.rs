@@ -441,13 +441,19 @@ pub struct RejectedRow {
     pub reason: String,
 }
 
-/// Location of the per-user result table.
+/// Location of the per-user result table. It names no ConfigMap one by one,
+/// so its size does not grow with the list.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ResultsRef {
-    /// ConfigMaps, owned by this resource, in list order. Each stores the
-    /// results of consecutive users as JSON lines under key `results.jsonl`.
-    pub config_maps: Vec<String>,
+    /// Number of result ConfigMaps, owned by this resource and named
+    /// `<name>-results-00000`, `<name>-results-00001` and so on in list
+    /// order. Each stores the results of 1,000 consecutive users as JSON
+    /// lines under key `results.jsonl`.
+    pub config_map_count: i64,
+    /// Label selector of the result ConfigMaps, for
+    /// `kubectl get configmaps -l`.
+    pub label_selector: String,
     /// Secret with generated passwords, in mode `Random`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<String>,

@@ -149,11 +149,8 @@ impl RunRecorder {
             recovered_unknown: previous.recovered_unknown,
         });
         self.status.results = Some(ResultsRef {
-            config_maps: self
-                .outcomes
-                .chunks()
-                .map(|chunk| results::chunk_name(&self.name, chunk))
-                .collect(),
+            config_map_count: self.outcomes.chunks().count() as i64,
+            label_selector: results::run_selector(&self.name),
             password_secret: None,
         });
         self.update_inline_users();

@@ -53,6 +53,11 @@ pub fn chunk_name(run: &str, chunk: usize) -> String {
     format!("{run}-results-{chunk:05}")
 }
 
+/// Label selector that lists every result ConfigMap of run `run`.
+pub fn run_selector(run: &str) -> String {
+    format!("{RUN_LABEL}={run}")
+}
+
 /// Encodes records as JSON lines.
 pub fn encode<'a>(records: impl IntoIterator<Item = &'a ResultRecord>) -> String {
     let mut text = String::new();
@@ -120,7 +125,7 @@ pub async fn read_all(
     owner_uid: &str,
 ) -> kube::Result<Vec<ResultRecord>> {
     let list = api
-        .list(&ListParams::default().labels(&format!("{RUN_LABEL}={run}")))
+        .list(&ListParams::default().labels(&run_selector(run)))
         .await?;
 
     let mut chunks: Vec<ConfigMap> = list
@@ -179,7 +184,7 @@ fn rows_of(config_map: &ConfigMap) -> Vec<ResultRecord> {
 pub async fn delete_all(api: &Api<ConfigMap>, run: &str) -> kube::Result<()> {
     api.delete_collection(
         &DeleteParams::default(),
-        &ListParams::default().labels(&format!("{RUN_LABEL}={run}")),
+        &ListParams::default().labels(&run_selector(run)),
     )
     .await?;
     Ok(())
