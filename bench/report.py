@@ -55,15 +55,15 @@ def number(value, digits=1):
 def run_table(runs):
     lines = [
         "| Tool | Users | Concurrency | Rate limit (/s) | Wall time (s) | Users/s "
-        "| Password calls | Max calls for one user | Operator CPU (s) "
+        "| Password calls | Passwords changed | Max calls for one user | Operator CPU (s) "
         "| Operator peak RSS (MiB) | API server writes |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         rss = run.get("peak_rss_kib")
         lines.append(
             "| {tool} | {users} | {concurrency} | {rate} | {wall} | {rate_achieved} "
-            "| {calls} | {per_user} | {cpu} | {rss} | {writes} |".format(
+            "| {calls} | {applied} | {per_user} | {cpu} | {rss} | {writes} |".format(
                 tool=run["tool"],
                 users=number(run["users"]),
                 concurrency=number(run.get("concurrency")),
@@ -71,6 +71,7 @@ def run_table(runs):
                 wall=number(run["wall_s"], 2),
                 rate_achieved=number(run["users"] / run["wall_s"], 0),
                 calls=number(run["ledger"]["calls"]),
+                applied=number(run["ledger"]["applied"]),
                 per_user=number(run["ledger"]["max_calls_per_user"]),
                 cpu=number(run.get("cpu_s"), 2),
                 rss=number(rss / 1024 if rss else None),

@@ -126,8 +126,17 @@ with open(path, "w", encoding="utf-8") as out:
 PY
 }
 
-# record JSON: appends one measured run to the results.
-record() { printf '%s\n' "$1" >>"$results"; }
+# record JSON: appends one measured run to the results, and warns when the
+# simulator changed fewer passwords than the run has users.
+record() {
+  printf '%s\n' "$1" >>"$results"
+  python3 -c '
+import json, sys
+run = json.loads(sys.argv[1])
+if run["ledger"]["applied"] != run["users"]:
+    print("WARNING:", run["tool"], "changed", run["ledger"]["applied"], "of", run["users"], "passwords", file=sys.stderr)
+' "$1"
+}
 
 step "Writing the Postman collection and environment"
 # The request as IBM's procedure builds it in Postman: POST to
@@ -186,9 +195,11 @@ run_curl() {
 
   local start end
   start="$(now)"
-  tail -n +2 "$csv" | timeout 1800 xargs -P "$concurrency" -I{} \
+  # xargs replaces USER_ID in every argument; `-I{}` would also rewrite the
+  # body `{}`.
+  tail -n +2 "$csv" | timeout 1800 xargs -P "$concurrency" -I USER_ID \
     curl -sS -o /dev/null -w '%{http_code}\n' -X POST -H @"$work/headers" --data '{}' \
-    "$simulator_url/v3/users/{}/password?emailPassword=true" >"$work/curl-$users.log"
+    "$simulator_url/v3/users/USER_ID/password?emailPassword=true" >"$work/curl-$users.log"
   end="$(now)"
   local ledger
   ledger="$(ledger_stats "$work/ledger-curl-$users.json")"
