@@ -9,13 +9,11 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 work="$(mktemp -d "${TMPDIR:-/tmp}/mas-reset-demo.XXXXXX")"
-pids=()
+# shellcheck source=lib/processes.sh
+source "$repo/scripts/lib/processes.sh"
 
 cleanup() {
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
+  stop_processes
   if [[ "${KEEP_DEMO_DIR:-}" == "1" ]]; then
     echo "demo files kept in $work"
   else
@@ -23,23 +21,6 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-
-step() { printf '\n==> %s\n' "$*"; }
-
-# wait_for_line FILE PATTERN: waits up to 120 s for a line matching PATTERN.
-wait_for_line() {
-  local file="$1" pattern="$2"
-  for _ in $(seq 1 600); do
-    if grep -q "$pattern" "$file" 2>/dev/null; then
-      grep -m1 "$pattern" "$file"
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "timed out waiting for '$pattern' in $file:" >&2
-  tail -n 30 "$file" >&2
-  return 1
-}
 
 step "Building etcd, kube-apiserver and kubectl from Go modules (cached after the first run)"
 bin="$(tests/control-plane/build.sh)"

@@ -5,6 +5,7 @@ mod context;
 mod error;
 pub mod inputs;
 pub mod leader;
+mod outcome_table;
 pub mod passwords;
 mod reconcile;
 mod recorder;

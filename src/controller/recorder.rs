@@ -7,7 +7,7 @@
 //! write of its own whose response was lost), it writes again; otherwise
 //! another instance took the run over, and this one stops.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
+use super::outcome_table::OutcomeTable;
 use super::passwords::{self, ReadError};
 use super::results::{self, ResultRecord};
 use super::status::{self, INLINE_ALL_USERS_MAX, INLINE_USERS_CAP, PhaseReason};
@@ -43,7 +44,7 @@ pub struct RunRecorder {
     status: BulkPasswordResetStatus,
     resource_version: Option<String>,
     holder: String,
-    outcomes: BTreeMap<usize, Outcome>,
+    outcomes: OutcomeTable,
     /// Progress marks on the server after the last write of this recorder
     /// (at first: as read).
     written_progress: Option<Progress>,
@@ -113,6 +114,7 @@ impl RunRecorder {
         holder: String,
     ) -> Self {
         let namespace = resource.namespace().unwrap_or_default();
+        let total = users.users.len();
         Self {
             resources: Api::namespaced(client.clone(), &namespace),
             config_maps: Api::namespaced(client.clone(), &namespace),
@@ -124,7 +126,7 @@ impl RunRecorder {
             status: resource.status.clone().unwrap_or_default(),
             resource_version: resource.metadata.resource_version.clone(),
             holder,
-            outcomes: BTreeMap::new(),
+            outcomes: OutcomeTable::new(total, total <= INLINE_ALL_USERS_MAX),
             written_progress: resource
                 .status
                 .as_ref()
@@ -218,6 +220,15 @@ impl RunRecorder {
             self.outcomes.insert(record.index, record.outcome.clone());
             loaded.push((record.index, record.outcome));
         }
+
+        // Everything loaded is stored already: complete chunks leave memory.
+        let chunks: BTreeSet<usize> = loaded
+            .iter()
+            .map(|(index, _)| results::chunk_of(*index))
+            .collect();
+        for chunk in chunks {
+            self.outcomes.mark_written(chunk);
+        }
         Ok(loaded)
     }
 
@@ -246,27 +257,16 @@ impl RunRecorder {
         self.status.progress = Some(Progress {
             list_digest: self.users.digest(),
             claimed: claimed as i64,
-            recorded: self.outcomes.len() as i64,
+            recorded: self.outcomes.recorded() as i64,
             holder: Some(self.holder.clone()),
             recovered_unknown: previous.recovered_unknown,
         });
         self.status.results = Some(ResultsRef {
-            config_maps: self.chunk_names(),
+            config_map_count: self.outcomes.chunks().count() as i64,
+            label_selector: results::run_selector(&self.name),
             password_secrets: self.password_secret_names(),
         });
         self.update_inline_users();
-    }
-
-    fn chunk_names(&self) -> Vec<String> {
-        let chunks: BTreeSet<usize> = self
-            .outcomes
-            .keys()
-            .map(|index| results::chunk_of(*index))
-            .collect();
-        chunks
-            .into_iter()
-            .map(|chunk| results::chunk_name(&self.name, chunk))
-            .collect()
     }
 
     fn password_secret_names(&self) -> Vec<String> {
@@ -282,22 +282,15 @@ impl RunRecorder {
     }
 
     fn update_inline_users(&mut self) {
-        let show_all = self.users.users.len() <= INLINE_ALL_USERS_MAX;
-        let mut shown = Vec::new();
-        let mut omitted = 0i64;
-        for (index, outcome) in &self.outcomes {
-            if !show_all && outcome.result == UserResult::Succeeded {
-                continue;
-            }
-            if shown.len() >= INLINE_USERS_CAP {
-                omitted += 1;
-                continue;
-            }
-            let user = &self.users.users[*index];
-            shown.push(status::user_outcome(&user.id, user.row, outcome));
-        }
-        self.status.users = shown;
-        self.status.users_omitted = (omitted > 0).then_some(omitted);
+        let (shown, omitted) = self.outcomes.inline(INLINE_USERS_CAP);
+        self.status.users = shown
+            .into_iter()
+            .map(|(index, outcome)| {
+                let user = &self.users.users[index];
+                status::user_outcome(&user.id, user.row, outcome)
+            })
+            .collect();
+        self.status.users_omitted = (omitted > 0).then_some(omitted as i64);
     }
 
     /// Moves `observedGeneration` to the generation last read, so that a
@@ -314,21 +307,31 @@ impl RunRecorder {
 
     /// Writes the chunks that `checkpoint` touches, then status.
     async fn persist_checkpoint(&mut self, checkpoint: Checkpoint) -> Result<(), JournalError> {
-        let mut touched = BTreeSet::new();
+        let touched: BTreeSet<usize> = checkpoint
+            .outcomes
+            .iter()
+            .map(|(index, _)| results::chunk_of(*index))
+            .collect();
+        for chunk in &touched {
+            self.load_chunk_if_dropped(*chunk).await?;
+        }
         for (index, outcome) in checkpoint.outcomes {
-            touched.insert(results::chunk_of(index));
             self.outcomes.insert(index, outcome);
         }
 
         self.store_passwords(checkpoint.claimed).await?;
 
         for chunk in touched {
-            let text = self.encode_chunk(chunk);
+            // `insert` above put every touched chunk into memory.
+            let Some(text) = self.encode_chunk(chunk) else {
+                continue;
+            };
             let (config_maps, name, owner) = (&self.config_maps, &self.name, &self.owner);
             retry_transient("write result ConfigMap", || {
                 results::apply_chunk(config_maps, name, chunk, owner, text.clone())
             })
             .await?;
+            self.outcomes.mark_written(chunk);
         }
 
         let users = &self.users;
@@ -360,8 +363,8 @@ impl RunRecorder {
             let sendable = (store.assigned_up_to..claimed)
                 .filter(|index| {
                     outcomes
-                        .get(index)
-                        .is_none_or(|outcome| outcome.result == UserResult::Unknown)
+                        .result(*index)
+                        .is_none_or(|result| result == UserResult::Unknown)
                 })
                 .map(|index| (index, self.users.users[index].id.as_str()));
             store
@@ -416,12 +419,40 @@ impl RunRecorder {
         Ok(())
     }
 
-    fn encode_chunk(&self, chunk: usize) -> String {
-        let start = chunk * results::ROWS_PER_CHUNK;
-        let end = start + results::ROWS_PER_CHUNK;
-        let records: Vec<ResultRecord> = self
-            .outcomes
-            .range(start..end)
+    /// Reads a chunk that left memory back from its ConfigMap, so that a
+    /// new outcome in it is written next to the stored ones. A run records
+    /// a user twice only when it sends an `Unknown` user again, and chunks
+    /// with `Unknown` outcomes stay in memory, so this is a fallback.
+    async fn load_chunk_if_dropped(&mut self, chunk: usize) -> Result<(), JournalError> {
+        if self.outcomes.is_loaded(chunk) {
+            return Ok(());
+        }
+        let (config_maps, name, uid) = (&self.config_maps, &self.name, &self.owner.uid);
+        let records = retry_transient("read result ConfigMap", || {
+            results::read_chunk(config_maps, name, chunk, uid)
+        })
+        .await?;
+        debug!(run = %self.name, chunk, rows = records.len(), "result ConfigMap read back into memory");
+
+        let users = &self.users.users;
+        let rows = records
+            .into_iter()
+            .filter(|record| {
+                users
+                    .get(record.index)
+                    .is_some_and(|user| user.id == record.user_id)
+            })
+            .map(|record| (record.index, record.outcome));
+        self.outcomes.load_chunk(chunk, rows);
+        Ok(())
+    }
+
+    /// Encodes the rows of `chunk`, or returns `None` when it is not in
+    /// memory.
+    fn encode_chunk(&self, chunk: usize) -> Option<String> {
+        let outcomes = self.outcomes.chunk(chunk)?;
+        let records: Vec<ResultRecord> = outcomes
+            .iter()
             .map(|(index, outcome)| {
                 let user = &self.users.users[*index];
                 ResultRecord {
@@ -437,7 +468,7 @@ impl RunRecorder {
                 }
             })
             .collect();
-        results::encode(&records)
+        Some(results::encode(&records))
     }
 
     /// Writes status with server-side apply, fenced by `resourceVersion`.

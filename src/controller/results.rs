@@ -54,6 +54,11 @@ pub fn chunk_name(run: &str, chunk: usize) -> String {
     format!("{run}-results-{chunk:05}")
 }
 
+/// Label selector that lists every result ConfigMap of run `run`.
+pub fn run_selector(run: &str) -> String {
+    format!("{RUN_LABEL}={run}")
+}
+
 /// Encodes records as JSON lines.
 pub fn encode<'a>(records: impl IntoIterator<Item = &'a ResultRecord>) -> String {
     let mut text = String::new();
@@ -127,47 +132,66 @@ pub async fn read_all(
     owner_uid: &str,
 ) -> kube::Result<Vec<ResultRecord>> {
     let list = api
-        .list(&ListParams::default().labels(&format!("{RUN_LABEL}={run}")))
+        .list(&ListParams::default().labels(&run_selector(run)))
         .await?;
 
     let mut chunks: Vec<ConfigMap> = list
         .items
         .into_iter()
-        .filter(|config_map| {
-            config_map
-                .owner_references()
-                .iter()
-                .any(|owner| owner.uid == owner_uid)
-        })
+        .filter(|config_map| is_owned_by(config_map, owner_uid))
         .collect();
     chunks.sort_by_key(|config_map| config_map.name_any());
 
-    let mut records = Vec::new();
-    for config_map in chunks {
-        let text = config_map
-            .data
-            .as_ref()
-            .and_then(|data| data.get(RESULTS_KEY))
-            .map(String::as_str)
-            .unwrap_or_default();
-        match decode(text) {
-            Ok(rows) => records.extend(rows),
-            Err((line, error)) => {
-                // A damaged chunk loses only its own rows; those users are
-                // then treated as claimed without a record, so Unknown.
-                tracing::warn!(config_map = %config_map.name_any(), line, error = %error, "result ConfigMap has an unreadable line; its users count as Unknown");
-            }
-        }
-    }
+    let mut records: Vec<ResultRecord> = chunks.iter().flat_map(rows_of).collect();
     records.sort_by_key(|record| record.index);
     Ok(records)
+}
+
+/// Reads chunk `chunk` of a run owned by the resource with `owner_uid`.
+/// A missing chunk, or one of another owner, has no rows.
+pub async fn read_chunk(
+    api: &Api<ConfigMap>,
+    run: &str,
+    chunk: usize,
+    owner_uid: &str,
+) -> kube::Result<Vec<ResultRecord>> {
+    let config_map = api.get_opt(&chunk_name(run, chunk)).await?;
+    Ok(config_map
+        .filter(|config_map| is_owned_by(config_map, owner_uid))
+        .map(|config_map| rows_of(&config_map))
+        .unwrap_or_default())
+}
+
+fn is_owned_by(config_map: &ConfigMap, owner_uid: &str) -> bool {
+    config_map
+        .owner_references()
+        .iter()
+        .any(|owner| owner.uid == owner_uid)
+}
+
+/// Decodes the rows of one chunk. A damaged chunk loses only its own rows;
+/// those users are then treated as claimed without a record, so Unknown.
+fn rows_of(config_map: &ConfigMap) -> Vec<ResultRecord> {
+    let text = config_map
+        .data
+        .as_ref()
+        .and_then(|data| data.get(RESULTS_KEY))
+        .map(String::as_str)
+        .unwrap_or_default();
+    match decode(text) {
+        Ok(rows) => rows,
+        Err((line, error)) => {
+            tracing::warn!(config_map = %config_map.name_any(), line, error = %error, "result ConfigMap has an unreadable line; its users count as Unknown");
+            Vec::new()
+        }
+    }
 }
 
 /// Deletes every chunk of a run.
 pub async fn delete_all(api: &Api<ConfigMap>, run: &str) -> kube::Result<()> {
     api.delete_collection(
         &DeleteParams::default(),
-        &ListParams::default().labels(&format!("{RUN_LABEL}={run}")),
+        &ListParams::default().labels(&run_selector(run)),
     )
     .await?;
     Ok(())

@@ -163,6 +163,21 @@ impl Operator {
         }
     }
 
+    /// Process id of the running operator, `None` after `kill` or `terminate`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(ChildGuard::id)
+    }
+
+    /// Peak resident set size of the running operator in KiB (`VmHWM` in
+    /// `/proc/<pid>/status`), `None` when it is not running.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Everything the operator logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
