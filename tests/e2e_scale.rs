@@ -1,7 +1,7 @@
 //! Scale on a real API server with a MAS simulator that responds at once
 //! (latency 0, concurrency 64): every user reset exactly once, status that
 //! stays far below the etcd object limit, the per-user table in result
-//! ConfigMaps of 1,000 users each, a list split over several ConfigMaps and
+//! ConfigMaps of `ROWS_PER_CHUNK` users each, a list split over several ConfigMaps and
 //! keys, and the API server writes of a 10,000-user run.
 
 mod common;
