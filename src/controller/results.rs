@@ -111,12 +111,22 @@ pub async fn apply_chunk(
         data: Some(BTreeMap::from([(RESULTS_KEY.to_owned(), text)])),
         ..Default::default()
     };
-    let mut value = serde_json::to_value(&config_map).map_err(kube::Error::SerdeError)?;
+    apply_config_map(api, &name, &config_map).await
+}
+
+/// Creates or replaces a ConfigMap with server-side apply under the
+/// operator's field manager.
+pub async fn apply_config_map(
+    api: &Api<ConfigMap>,
+    name: &str,
+    config_map: &ConfigMap,
+) -> kube::Result<()> {
+    let mut value = serde_json::to_value(config_map).map_err(kube::Error::SerdeError)?;
     value["apiVersion"] = "v1".into();
     value["kind"] = "ConfigMap".into();
 
     api.patch(
-        &name,
+        name,
         &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(value),
     )

@@ -10,10 +10,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{ObjectMeta, Patch, PatchParams};
+use kube::api::ObjectMeta;
 use kube::{Api, ResourceExt};
 
-use crate::api::{BulkPasswordReset, FIELD_MANAGER};
+use crate::api::BulkPasswordReset;
 
 /// Annotation on a BulkPasswordReset that allows it to reset the users of
 /// an earlier, finished run with the same name and list.
@@ -96,14 +96,5 @@ pub async fn write(
         ])),
         ..Default::default()
     };
-    let mut value = serde_json::to_value(&record).map_err(kube::Error::SerdeError)?;
-    value["apiVersion"] = "v1".into();
-    value["kind"] = "ConfigMap".into();
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(value),
-    )
-    .await?;
-    Ok(())
+    super::results::apply_config_map(api, &name, &record).await
 }
