@@ -1,5 +1,6 @@
 //! Shared request pacing for all workers of a run.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -19,20 +20,31 @@ pub const INTERVAL_HEADROOM: f64 = 1.02;
 /// Spaces requests [`INTERVAL_HEADROOM`]` / rate` seconds apart, across all
 /// workers of a run.
 ///
-/// Workers take turns in FIFO order, and each waits for the interval after
-/// the previous request was released, measured from when that release really
-/// happened. So a worker that wakes late delays the ones behind it instead
-/// of sending right before them.
+/// Workers take turns in FIFO order. Each turn is planned one interval after
+/// the previous planned turn, so the timer's rounding (a sleep ends up to a
+/// millisecond late) does not add up over a run. Real release times bound it
+/// too: request `k + R` is never released less than `INTERVAL_HEADROOM`
+/// seconds after request `k` really left, so a worker that woke late cannot
+/// make `R + 1` requests leave within one second.
 #[derive(Debug)]
 pub struct Pacer {
-    last_release: Mutex<Option<Instant>>,
+    state: Mutex<PacerState>,
+}
+
+#[derive(Debug, Default)]
+struct PacerState {
+    /// Planned time of the previous turn.
+    planned: Option<Instant>,
+    /// Real release times of the most recent requests, oldest first; at
+    /// most as many as the current rate.
+    released: VecDeque<Instant>,
 }
 
 impl Pacer {
     /// Creates a pacer that has released nothing yet.
     pub fn new() -> Self {
         Self {
-            last_release: Mutex::new(None),
+            state: Mutex::new(PacerState::default()),
         }
     }
 
@@ -40,15 +52,36 @@ impl Pacer {
     /// turn comes, so a rate change applies to the next request. A rate of
     /// `None` (or 0) releases at once.
     pub async fn wait(&self, rate: impl Fn() -> Option<u32>) {
-        let mut last_release = self.last_release.lock().await;
+        let mut state = self.state.lock().await;
+        let now = Instant::now();
 
-        if let Some(rate) = rate().filter(|rate| *rate > 0)
-            && let Some(last) = *last_release
-        {
-            let interval = Duration::from_secs_f64(INTERVAL_HEADROOM / f64::from(rate));
-            tokio::time::sleep_until(last + interval).await;
+        let Some(rate) = rate().filter(|rate| *rate > 0) else {
+            state.planned = Some(now);
+            state.released.clear();
+            return;
+        };
+        let interval = Duration::from_secs_f64(INTERVAL_HEADROOM / f64::from(rate));
+        let window = Duration::from_secs_f64(INTERVAL_HEADROOM);
+        let rate = rate as usize;
+
+        let mut turn = state
+            .planned
+            .map_or(now, |planned| (planned + interval).max(now));
+        while state.released.len() > rate {
+            state.released.pop_front();
         }
-        *last_release = Some(Instant::now());
+        if state.released.len() == rate
+            && let Some(oldest) = state.released.front()
+        {
+            turn = turn.max(*oldest + window);
+        }
+        tokio::time::sleep_until(turn).await;
+
+        state.planned = Some(turn);
+        state.released.push_back(Instant::now());
+        if state.released.len() > rate {
+            state.released.pop_front();
+        }
     }
 }
 
