@@ -1,6 +1,7 @@
-//! The run record: a small ConfigMap that outlives a finished run, so that a
+//! The run record: a small ConfigMap that outlives a finished run. A
 //! resource deleted and created again from the same manifest (by hand, or by
-//! a GitOps tool that prunes and syncs) does not reset the same users again.
+//! a GitOps tool that prunes and syncs) then does not reset the same users
+//! again.
 //!
 //! The record is not owned by the resource, so deleting the resource keeps
 //! it. It holds the digest of the user list; a new resource with the same
@@ -32,9 +33,9 @@ pub fn record_name(run: &str) -> String {
     format!("{run}-run-record")
 }
 
-/// A finished earlier run with the same name and list, if there is one that
-/// `resource` has not been allowed to repeat. Returns when it finished and
-/// its summary.
+/// Looks up a finished earlier run with the same name and list that
+/// `resource` has not been allowed to repeat, and returns when it finished
+/// and its summary.
 pub async fn earlier_run(
     api: &Api<ConfigMap>,
     resource: &BulkPasswordReset,

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 /// one second apart, so MAS receives `R + 1` requests in one second as soon
 /// as request `k` takes 1 ms longer on the way than request `k + R` (the
 /// simulator counted 201 at R = 200 that way). A 2 % wider interval puts
-/// 1.02 s between them, so MAS receives at most `R` requests in any
+/// 1.02 s between them. MAS then receives at most `R` requests in any
 /// one-second window unless their delays differ by 20 ms or more, and a
 /// paced run takes about 2 % longer than N / R.
 pub const INTERVAL_HEADROOM: f64 = 1.02;
