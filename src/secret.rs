@@ -24,7 +24,7 @@ impl SecretString {
         self.0.as_str()
     }
 
-    /// Whether the credential is empty.
+    /// Returns whether the credential is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

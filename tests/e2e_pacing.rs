@@ -37,8 +37,8 @@ async fn requests_per_second_bounds_every_window() {
     let test = TestNamespace::create("rate").await;
 
     // Retries after a 429 take a slot of the same pacer as first calls. The
-    // operator spaces calls 5 % wider than 1/R, so the bound holds at the
-    // simulator unless arrival delays differ by 50 ms or more.
+    // operator spaces calls 2 % wider than 1/R, so the bound is kept at the
+    // simulator unless arrival delays differ by 20 ms or more.
     let users = numbered("user", 150);
     let simulator = start_simulator(
         &users,

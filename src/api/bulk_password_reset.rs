@@ -88,7 +88,7 @@ pub struct BulkPasswordResetSpec {
     pub suspend: Option<bool>,
 
     /// Send again to users whose earlier request may have reached MAS without
-    /// a recorded answer (result `Unknown`). Default: false, because a second
+    /// a recorded response (result `Unknown`). Default: false, because a second
     /// request sends the user a second e-mail and a second new password.
     /// Setting it to true on a finished run sends its Unknown users again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,7 +108,7 @@ pub struct BulkPasswordResetSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_insecure_http: Option<bool>,
 
-    /// Seconds to wait for one MAS answer before its outcome is `Unknown`.
+    /// Seconds to wait for one MAS response before its outcome is `Unknown`.
     /// Default: 30.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 600").message("requestTimeoutSeconds must be between 1 and 600"))]
@@ -376,7 +376,7 @@ pub struct Counts {
     pub done: i64,
     /// Users reset (or found, in a dry run).
     pub succeeded: i64,
-    /// Users whose reset failed with a known answer.
+    /// Users whose reset failed with a known response.
     pub failed: i64,
     /// Users whose request may have reached MAS without a recorded answer.
     pub unknown: i64,

@@ -52,7 +52,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 200)]
     pub claim_size: usize,
 
-    /// Longest time, in milliseconds, an outcome waits before it is written.
+    /// Maximum time, in milliseconds, an outcome waits before it is written.
     #[arg(long, default_value_t = 2000)]
     pub flush_interval_ms: u64,
 

@@ -47,7 +47,7 @@ pub enum NewPasswords {
     Random(PasswordRules),
 }
 
-/// Why the inputs could not be read.
+/// Error from reading the inputs.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The user must fix an input.
@@ -74,7 +74,7 @@ impl AllowedHosts {
         )
     }
 
-    /// Whether `host` may be called.
+    /// Returns whether `host` may be called.
     pub fn allows(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
         self.0.is_empty()

@@ -18,13 +18,13 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Preconditions};
 use kube::{Api, ResourceExt};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::results::output_metadata;
-use crate::api::{BulkPasswordReset, FIELD_MANAGER, PasswordMode};
+use crate::api::{BulkPasswordReset, PasswordMode};
 use crate::secret::SecretString;
 
 /// Users per password Secret.
@@ -230,17 +230,7 @@ pub async fn apply_chunk(
         )])),
         ..Default::default()
     };
-    let mut value = serde_json::to_value(&secret).map_err(kube::Error::SerdeError)?;
-    value["apiVersion"] = "v1".into();
-    value["kind"] = "Secret".into();
-
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(value),
-    )
-    .await?;
-    Ok(())
+    super::results::apply_object(api, name, &secret).await
 }
 
 /// Deletes Secret `name`; a Secret that is already gone counts as deleted.

@@ -550,7 +550,7 @@ impl RunRecorder {
             server.is_some_and(|server| server.holder.as_deref() == Some(self.holder.as_str()));
         // Progress removed from the server (by hand, or a status reset) was
         // not written by another instance, which would have left its holder:
-        // this recorder still knows the claim, so it writes it back.
+        // this recorder still has the claim, so it writes it back.
         let removed = server.is_none() && ours.is_some();
         if removed {
             warn!(run = %self.name, "status.progress was removed; writing it back");

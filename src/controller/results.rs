@@ -121,9 +121,22 @@ pub async fn apply_config_map(
     name: &str,
     config_map: &ConfigMap,
 ) -> kube::Result<()> {
-    let mut value = serde_json::to_value(config_map).map_err(kube::Error::SerdeError)?;
-    value["apiVersion"] = "v1".into();
-    value["kind"] = "ConfigMap".into();
+    apply_object(api, name, config_map).await
+}
+
+/// Creates or replaces a core object (a ConfigMap or Secret the operator
+/// writes) with server-side apply under the operator's field manager.
+pub async fn apply_object<K>(api: &Api<K>, name: &str, object: &K) -> kube::Result<()>
+where
+    K: k8s_openapi::Resource
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    let mut value = serde_json::to_value(object).map_err(kube::Error::SerdeError)?;
+    value["apiVersion"] = K::API_VERSION.into();
+    value["kind"] = K::KIND.into();
 
     api.patch(
         name,

@@ -29,7 +29,7 @@ use crate::mas::{
 use crate::metrics::Metrics;
 use crate::password::PasswordVault;
 
-/// What the run does for each user.
+/// Request the run sends for each user.
 pub enum Action {
     /// `POST /v3/users/{id}/password`.
     Reset {
@@ -59,7 +59,7 @@ pub struct Settings {
 
 /// Fixed settings of one run.
 pub struct ExecutorConfig {
-    /// What to send.
+    /// Request to send.
     pub action: Action,
     /// Retry policy per user.
     pub retry: RetryPolicy,
@@ -70,11 +70,11 @@ pub struct ExecutorConfig {
     /// half of it is used, so a crash turns at most 1.5 × claim_size users
     /// plus the requests in flight into `Unknown`.
     pub claim_size: usize,
-    /// Longest time a recorded outcome waits before it is written.
+    /// Maximum time a recorded outcome waits before it is written.
     pub flush_interval: Duration,
 }
 
-/// Why the executor returned.
+/// Reason the executor returned.
 #[derive(Debug)]
 pub enum StopReason {
     /// Every user has an outcome.
@@ -117,7 +117,7 @@ enum UserRequest {
     Lookup,
 }
 
-/// What every worker of a run shares.
+/// State every worker of a run shares.
 struct WorkerShared {
     client: MasClient,
     /// Passwords stored per user, when the journal has any.
@@ -305,7 +305,7 @@ pub async fn execute(
     // Final checkpoint. Nothing is in flight now, so every user without an
     // outcome was never sent and the claim can drop to the first of them.
     // NOTE: users above the lowered claim are then protected only by their
-    // rows in the result ConfigMaps; deleting those by hand while the run is
+    // rows in the result ConfigMaps. Deleting those by hand while the run is
     // paused lets a resumed run send them again.
     if let Some(journal) = journal_slot.take() {
         let checkpoint = Checkpoint {
@@ -497,7 +497,7 @@ async fn send_user_attempts(index: usize, user_id: &str, shared: &WorkerShared) 
 }
 
 /// Outcome of a user whose credentials were rejected. A 401 applied nothing,
-/// but an earlier attempt without an answer may have, and then the user is
+/// but an earlier attempt without a response may have, and then the user is
 /// Unknown instead of going back to the queue.
 fn authentication_failed(
     error: AuthError,

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 pub enum UserResult {
     /// Password reset (in a dry run: the user exists).
     Succeeded,
-    /// MAS answered with an error, or the request provably never reached it.
+    /// MAS returned an error, or the request provably never reached it.
     Failed,
-    /// The request may have reached MAS but no answer was recorded.
+    /// The request may have reached MAS but no response was recorded.
     Unknown,
 }
 
@@ -19,7 +19,7 @@ pub enum UserResult {
 pub struct Outcome {
     /// Result of the user.
     pub result: UserResult,
-    /// HTTP status of the last answer, if one arrived.
+    /// HTTP status of the last response, if one arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
     /// MAS error id of the last answer.
